@@ -1,0 +1,87 @@
+/*
+ * blockio: block operations against the cluster, following the map.
+ *
+ * It knows the current cluster map (fetched from any daemon it was given,
+ * verified against the admin key, refreshed when a daemon answers STALE)
+ * and turns "store this block" into PUTs to every owner of its slot in
+ * parallel, and "fetch this block" into GETs that try the owners in order,
+ * then a moving slot's previous owners. It does not open or seal blocks:
+ * callers get the stored bytes and check them (seal_open) themselves, and
+ * report a bad copy with blockio_get_next() semantics below.
+ *
+ * Thread-safety: all functions may be called from many threads at once.
+ */
+#ifndef CAIRN_BLOCKIO_H
+#define CAIRN_BLOCKIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster/cmap.h"
+#include "cluster/pool.h"
+
+struct blockio_opts {
+	struct pool_opts pool;
+	unsigned write_quorum;       /* 0: every owner must acknowledge */
+};
+
+struct blockio_counters {
+	uint64_t puts, put_bytes, put_new;  /* put_new: owners that stored a new copy */
+	uint64_t gets, get_bytes, get_failovers;
+	uint64_t map_refreshes;
+};
+
+struct blockio;
+
+/*
+ * Connect to a cluster given some daemon addresses (`seeds`, "host:port"),
+ * the cluster secret and the admin public key (maps not signed by it are
+ * refused). Fetches the newest map from the seeds. Returns 0, -EKEYREJECTED
+ * (wrong cluster secret), -ENOENT (no daemon has a map yet), or the last
+ * connection error when no seed answered.
+ */
+int blockio_new(const char *const *seeds, size_t n_seeds,
+		const uint8_t secret[HS_SECRET_BYTES],
+		const uint8_t admin_pk[CMAP_PK_BYTES],
+		const struct blockio_opts *opts, struct blockio **out)
+	__attribute__((warn_unused_result));
+void blockio_free(struct blockio *b);
+
+/* A copy of the current map (caller frees), and a forced refresh. */
+int blockio_map(struct blockio *b, struct cmap **out);
+int blockio_refresh_map(struct blockio *b);
+struct pool *blockio_pool(struct blockio *b);
+
+/* Store a block on every owner of its slot (in parallel). Returns 0 when all
+ * (or the write quorum) acknowledged durably; else the first owner's error
+ * (-ENOSPC, -ETIMEDOUT, ...). A STALE answer refreshes the map and retries. */
+int blockio_put(struct blockio *b, const uint8_t addr[32], const void *blk,
+		size_t len) __attribute__((warn_unused_result));
+
+/* Many blocks at once, all pipelined; errs[i] gets each block's result.
+ * Returns 0 when all succeeded, else the first error. */
+int blockio_put_many(struct blockio *b, const uint8_t (*addrs)[32],
+		     const void *const *blks, const size_t *lens, size_t n,
+		     int *errs);
+
+/*
+ * Fetch a block. `skip` counts how many holders to pass over (0: the first
+ * owner; call again with skip+1 when the copy you got failed seal_open).
+ * *blk is malloc'd (caller frees). Returns 0, -ENOENT when no holder has it,
+ * or the last error when holders could not be reached (-ETIMEDOUT, ...);
+ * -ENODATA when skip is past the last holder.
+ */
+int blockio_get(struct blockio *b, const uint8_t addr[32], unsigned skip,
+		uint8_t **blk, size_t *len) __attribute__((warn_unused_result));
+
+/* Which of the addrs every owner holds (has[i] = true). */
+int blockio_has(struct blockio *b, const uint8_t (*addrs)[32], size_t n,
+		bool *has);
+
+/* Delete a block from every owner and previous owner. -ENOENT is success. */
+int blockio_delete(struct blockio *b, const uint8_t addr[32]);
+
+void blockio_counters(struct blockio *b, struct blockio_counters *out);
+
+#endif

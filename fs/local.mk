@@ -1,0 +1,1 @@
+# fs: cairnfs, the FUSE client (libfuse3, lmdb)
