@@ -24,3 +24,27 @@ tests_unit_test_cmap_LDADD = $(CLUSTER_LIBS) $(CMOCKA_LIBS)
 tests_unit_test_pool_SOURCES = tests/unit/test_pool.c
 tests_unit_test_pool_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SODIUM_CFLAGS)
 tests_unit_test_pool_LDADD = $(CLUSTER_LIBS) $(CMOCKA_LIBS)
+
+check_PROGRAMS += tests/fuzz/fuzz_frame tests/fuzz/fuzz_map tests/fuzz/fuzz_conf
+tests_fuzz_fuzz_frame_SOURCES = tests/fuzz/fuzz_frame.c
+tests_fuzz_fuzz_frame_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
+tests_fuzz_fuzz_frame_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LINK_FLAGS)
+tests_fuzz_fuzz_frame_LDADD = $(FUZZ_MAIN_LIB) $(CLUSTER_LIBS)
+tests_fuzz_fuzz_map_SOURCES = tests/fuzz/fuzz_map.c
+tests_fuzz_fuzz_map_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
+tests_fuzz_fuzz_map_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LINK_FLAGS)
+tests_fuzz_fuzz_map_LDADD = $(FUZZ_MAIN_LIB) $(CLUSTER_LIBS)
+tests_fuzz_fuzz_conf_SOURCES = tests/fuzz/fuzz_conf.c
+tests_fuzz_fuzz_conf_CFLAGS = $(AM_CFLAGS) $(INIH_CFLAGS)
+tests_fuzz_fuzz_conf_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LINK_FLAGS)
+tests_fuzz_fuzz_conf_LDADD = $(FUZZ_MAIN_LIB) $(CLUSTER_LIBS)
+FUZZ_TARGETS += fuzz_frame fuzz_map fuzz_conf
+
+# cairnctl: the admin and scripting tool
+bin_PROGRAMS += cluster/cairnctl
+cluster_cairnctl_SOURCES = \
+	cluster/cairnctl.c \
+	cluster/ctl_cluster.c cluster/ctl_files.c cluster/ctl.h \
+	cluster/progress.c cluster/progress.h
+cluster_cairnctl_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
+cluster_cairnctl_LDADD = chunker/libchunker.a $(CLUSTER_LIBS)

@@ -1,1 +1,2 @@
 # contrib: systemd units, example configs, quickstart
+EXTRA_DIST += contrib/quickstart

@@ -18,3 +18,24 @@ tests_unit_test_seal_LDADD = $(CRYPTO_LIBS) $(CMOCKA_LIBS)
 tests_unit_test_handshake_SOURCES = tests/unit/test_handshake.c
 tests_unit_test_handshake_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SODIUM_CFLAGS)
 tests_unit_test_handshake_LDADD = $(CRYPTO_LIBS) $(CMOCKA_LIBS)
+
+check_PROGRAMS += tests/fuzz/fuzz_open tests/fuzz/fuzz_handshake tests/fuzz/fuzz_keyfile
+tests_fuzz_fuzz_open_SOURCES = tests/fuzz/fuzz_open.c
+tests_fuzz_fuzz_open_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
+tests_fuzz_fuzz_open_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LINK_FLAGS)
+tests_fuzz_fuzz_open_LDADD = $(FUZZ_MAIN_LIB) $(CRYPTO_LIBS)
+tests_fuzz_fuzz_handshake_SOURCES = tests/fuzz/fuzz_handshake.c
+tests_fuzz_fuzz_handshake_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
+tests_fuzz_fuzz_handshake_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LINK_FLAGS)
+tests_fuzz_fuzz_handshake_LDADD = $(FUZZ_MAIN_LIB) $(CRYPTO_LIBS)
+tests_fuzz_fuzz_keyfile_SOURCES = tests/fuzz/fuzz_keyfile.c
+tests_fuzz_fuzz_keyfile_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
+tests_fuzz_fuzz_keyfile_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LINK_FLAGS)
+tests_fuzz_fuzz_keyfile_LDADD = $(FUZZ_MAIN_LIB) $(CRYPTO_LIBS)
+FUZZ_TARGETS += fuzz_open fuzz_handshake fuzz_keyfile
+
+# Microbenchmark of the primitives (built by make, run by hand: not a test).
+noinst_PROGRAMS += tests/bench/bench_prims
+tests_bench_bench_prims_SOURCES = tests/bench/bench_prims.c
+tests_bench_bench_prims_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS) $(ZSTD_CFLAGS)
+tests_bench_bench_prims_LDADD = chunker/libchunker.a $(CRYPTO_LIBS)

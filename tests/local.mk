@@ -11,7 +11,7 @@
 # With --enable-fuzzing (clang) the targets are libFuzzer binaries and
 # tests/fuzz/run.sh fuzzes each for a bounded time; otherwise they link the
 # replay driver, which runs the corpus plus seeded mutations of it.
-FUZZ_TARGETS =
+
 if ENABLE_FUZZING
 FUZZER_LINK_FLAGS = -fsanitize=fuzzer
 FUZZ_MAIN_LIB =
