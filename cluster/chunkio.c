@@ -1,0 +1,193 @@
+/*
+ * chunkio: seal + store, fetch + open, with failover over bad copies.
+ *
+ * Not here: chunking, dedup decisions (the caller knows what its volume
+ * already references), caching (fs/bcache). This module only guarantees
+ * that what goes out is sealed under the right address and that what comes
+ * back opened, or an error says why not.
+ */
+#include "cluster/chunkio.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/log.h"
+#include "crypto/seal.h"
+
+struct chunkio {
+	struct blockio *b;
+	const struct keys *k;
+	int level;
+	pthread_key_t ctx_key;     /* this thread's struct seal_ctx */
+	_Atomic uint64_t puts, put_plain, put_stored;
+	_Atomic uint64_t gets, get_plain, get_stored, corrupt;
+};
+
+static void chunkio_ctx_destroy(void *ctx)
+{
+	seal_ctx_free(ctx);
+}
+
+int chunkio_new(struct blockio *b, const struct keys *k, int zstd_level,
+		struct chunkio **out)
+{
+	struct chunkio *io = calloc(1, sizeof(*io));
+	int rc;
+
+	if (!io)
+		return -ENOMEM;
+	rc = pthread_key_create(&io->ctx_key, chunkio_ctx_destroy);
+	if (rc) {
+		free(io);
+		return -rc;
+	}
+	io->b = b;
+	io->k = k;
+	io->level = zstd_level;
+	*out = io;
+	return 0;
+}
+
+void chunkio_free(struct chunkio *io)
+{
+	void *ctx;
+
+	if (!io)
+		return;
+	/* Other threads' contexts are freed at their exit by the key's
+	 * destructor; only a key deleted first would leak them, so callers
+	 * free the chunkio after joining their workers. */
+	ctx = pthread_getspecific(io->ctx_key);
+	if (ctx) {
+		seal_ctx_free(ctx);
+		pthread_setspecific(io->ctx_key, NULL);
+	}
+	pthread_key_delete(io->ctx_key);
+	free(io);
+}
+
+static struct seal_ctx *chunkio_ctx(struct chunkio *io)
+{
+	struct seal_ctx *ctx = pthread_getspecific(io->ctx_key);
+
+	if (ctx)
+		return ctx;
+	if (seal_ctx_new(io->level, &ctx) < 0)
+		return NULL;
+	if (pthread_setspecific(io->ctx_key, ctx)) {
+		seal_ctx_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+void chunkio_addr(const struct chunkio *io, const void *chunk, size_t len,
+		  uint8_t addr[32])
+{
+	seal_addr(io->k, chunk, len, addr);
+}
+
+ssize_t chunkio_seal(struct chunkio *io, const uint8_t addr[32],
+		     const void *chunk, size_t len, uint8_t **blk)
+{
+	struct seal_ctx *ctx = chunkio_ctx(io);
+	size_t cap = seal_bound(len);
+	ssize_t n;
+	uint8_t *buf;
+
+	if (!ctx)
+		return -ENOMEM;
+	buf = malloc(cap);
+	if (!buf)
+		return -ENOMEM;
+	n = seal_block(ctx, io->k, addr, chunk, len, buf, cap);
+	if (n < 0) {
+		free(buf);
+		return n;
+	}
+	*blk = buf;
+	return n;
+}
+
+int chunkio_put(struct chunkio *io, const void *chunk, size_t len,
+		uint8_t addr[32])
+{
+	uint8_t *blk;
+	ssize_t n;
+	int rc;
+
+	seal_addr(io->k, chunk, len, addr);
+	n = chunkio_seal(io, addr, chunk, len, &blk);
+	if (n < 0)
+		return (int)n;
+	rc = blockio_put(io->b, addr, blk, (size_t)n);
+	free(blk);
+	if (rc < 0)
+		return rc;
+	atomic_fetch_add(&io->puts, 1);
+	atomic_fetch_add(&io->put_plain, len);
+	atomic_fetch_add(&io->put_stored, (uint64_t)n);
+	return 0;
+}
+
+ssize_t chunkio_get(struct chunkio *io, const uint8_t addr[32], void *out,
+		    size_t cap)
+{
+	struct seal_ctx *ctx = chunkio_ctx(io);
+	int last_err = -ENOENT;
+	unsigned corrupt = 0;
+
+	if (!ctx)
+		return -ENOMEM;
+	for (unsigned skip = 0;; skip++) {
+		uint8_t *blk = NULL;
+		size_t blen = 0;
+		ssize_t n;
+		int rc;
+
+		rc = blockio_get(io->b, addr, skip, &blk, &blen);
+		if (rc == -ENODATA || (rc == -ENOENT && skip > 0))
+			break;          /* no more holders to try */
+		if (rc < 0) {
+			last_err = rc;
+			if (rc == -ENOENT)
+				break;
+			continue;       /* unreachable holder: try the next */
+		}
+		n = seal_open(ctx, io->k, addr, blk, blen, out, cap);
+		free(blk);
+		if (n >= 0) {
+			atomic_fetch_add(&io->gets, 1);
+			atomic_fetch_add(&io->get_plain, (uint64_t)n);
+			atomic_fetch_add(&io->get_stored, blen);
+			return n;
+		}
+		if (n == -ENOBUFS)
+			return n;
+		corrupt++;
+		atomic_fetch_add(&io->corrupt, 1);
+		char hex[65];
+		for (int i = 0; i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", addr[i]);
+		log_warn("block %s: copy %u does not open (%s); trying the next holder",
+			 hex, skip, n == -EBADMSG ? "corrupt or stored under another address" :
+			 n == -EKEYREJECTED ? "sealed with another volume's key" :
+			 n == -ENOTSUP ? "unknown format version" : "malformed");
+	}
+	return corrupt ? -EIO : last_err;
+}
+
+void chunkio_counters(struct chunkio *io, struct chunkio_counters *out)
+{
+	out->puts = atomic_load(&io->puts);
+	out->put_plain_bytes = atomic_load(&io->put_plain);
+	out->put_stored_bytes = atomic_load(&io->put_stored);
+	out->gets = atomic_load(&io->gets);
+	out->get_plain_bytes = atomic_load(&io->get_plain);
+	out->get_stored_bytes = atomic_load(&io->get_stored);
+	out->corrupt_copies = atomic_load(&io->corrupt);
+}
