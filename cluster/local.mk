@@ -7,12 +7,16 @@ cluster_libcluster_a_SOURCES = \
 	cluster/cmap.c cluster/cmap.h \
 	cluster/pool.c cluster/pool.h \
 	cluster/blockio.c cluster/blockio.h \
-	cluster/chunkio.c cluster/chunkio.h
+	cluster/chunkio.c cluster/chunkio.h \
+	cluster/clientconf.c cluster/clientconf.h
 cluster_libcluster_a_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS) $(INIH_CFLAGS)
 CLUSTER_LIBS = cluster/libcluster.a $(CRYPTO_LIBS) $(INIH_LIBS) $(PTHREAD_LIBS)
 
-check_PROGRAMS += tests/unit/test_conf tests/unit/test_proto tests/unit/test_cmap tests/unit/test_pool
-TESTS += tests/unit/test_conf tests/unit/test_proto tests/unit/test_cmap tests/unit/test_pool
+check_PROGRAMS += tests/unit/test_clientconf tests/unit/test_conf tests/unit/test_proto tests/unit/test_cmap tests/unit/test_pool
+TESTS += tests/unit/test_clientconf tests/unit/test_conf tests/unit/test_proto tests/unit/test_cmap tests/unit/test_pool
+tests_unit_test_clientconf_SOURCES = tests/unit/test_clientconf.c
+tests_unit_test_clientconf_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_clientconf_LDADD = $(CLUSTER_LIBS) $(CMOCKA_LIBS)
 tests_unit_test_conf_SOURCES = tests/unit/test_conf.c
 tests_unit_test_conf_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_conf_LDADD = $(CLUSTER_LIBS) $(CMOCKA_LIBS)
