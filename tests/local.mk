@@ -29,3 +29,8 @@ if ENABLE_FUZZING
 AM_TESTS_ENVIRONMENT += CAIRNFS_FUZZ_MODE=libfuzzer; export CAIRNFS_FUZZ_MODE;
 endif
 EXTRA_DIST += tests/fuzz/corpus
+
+# posixcheck: the POSIX surface with errno expectations (T15), run by the
+# mount tests against cairnfs and, as a control, against a local directory.
+check_PROGRAMS += tests/integ/posixcheck
+tests_integ_posixcheck_SOURCES = tests/integ/posixcheck.c
