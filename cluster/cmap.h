@@ -13,8 +13,11 @@
  *   u64 epoch | cluster_id[16] | admin_pk[32]
  *   u16 node count | per node: id[16] | u32 weight | u8 state | u8 addr_len |
  *                              addr[addr_len]
- *   per slot (16384): u8 n_owners | u16 owner x n | u8 n_prev | u16 prev x n
+ *   per slot (16384): u8 n_owners | idx owner x n | u8 n_prev | idx prev x n
  *   signature[64] over everything before it
+ *
+ * idx is a node index: one byte when the map has at most 256 nodes, else a
+ * u16 (the node count, read before the slots, says which).
  *
  * Decoding checks every count and index against the limits below before it
  * allocates, and checks the signature before it returns anything.
@@ -75,7 +78,7 @@ const uint8_t *cmap_cluster_id(const struct cmap *m);
 const uint8_t *cmap_admin_pk(const struct cmap *m);
 
 unsigned cmap_node_count(const struct cmap *m);
-/* Node at index i (< cmap_node_count), valid until the map changes. */
+/* Node at index i (< cmap_node_count, else NULL), valid until the map changes. */
 const struct cmap_node *cmap_node(const struct cmap *m, unsigned i);
 /* Index of the node with this id, or -ENOENT. */
 int cmap_node_find(const struct cmap *m, const uint8_t id[CMAP_NODE_ID_BYTES]);
@@ -99,17 +102,31 @@ int cmap_slot_set(struct cmap *m, unsigned slot, const uint16_t *owners,
 int cmap_slot_has_owner(const struct cmap *m, unsigned slot, unsigned node);
 int cmap_slot_has_prev(const struct cmap *m, unsigned slot, unsigned node);
 
-/* Encode and sign with the admin secret key. *out is malloc'd (caller frees). */
+/* Encode and sign with the admin secret key. *out is malloc'd (caller frees).
+ * -EKEYREJECTED if admin_sk is not the key of cmap_admin_pk(m); -EINVAL if
+ * a slot has more owners than the width, or slots are assigned while there
+ * are fewer nodes than the width (decode would refuse such a map). */
 int cmap_encode(const struct cmap *m, const uint8_t admin_sk[CMAP_SK_BYTES],
 		uint8_t **out, size_t *out_len)
 	__attribute__((warn_unused_result));
 /*
  * Decode a signed map. If `pinned_pk` is not NULL the map must carry that
- * admin key. Returns 0, or
- *   -EPROTO        malformed (bad magic, counts, indexes, lengths)
+ * admin key and be signed by it.
+ *
+ * Trust on first use: with pinned_pk NULL the map is verified against the
+ * admin key it carries itself. That proves the map is intact and was signed
+ * by whoever holds that key, not that the key is the cluster's: the caller
+ * must pin cmap_admin_pk() of the result (e.g. at `cairnctl node add` or a
+ * daemon's first map) and pass it on every later decode.
+ *
+ * Returns 0, or
+ *   -EPROTO        malformed or truncated (bad magic, counts, indexes,
+ *                  lengths, duplicate node ids, width above the node count)
+ *   -EMSGSIZE      bytes after the signature, or longer than CMAP_MAX_ENCODED
  *   -ENOTSUP       unknown version
- *   -EKEYREJECTED  signed by another admin key than pinned_pk
+ *   -EKEYREJECTED  carries another admin key than pinned_pk
  *   -EBADMSG       the signature does not verify
+ * *out is written only on success.
  */
 int cmap_decode(const uint8_t *buf, size_t len,
 		const uint8_t pinned_pk[CMAP_PK_BYTES], struct cmap **out)
@@ -121,10 +138,17 @@ int cmap_decode(const uint8_t *buf, size_t len,
  * (0,1), and take the top `width` as owners. Deterministic; adding a node
  * moves only the slots it wins, removing one moves only its slots.
  *
+ * DRAINING and OUT nodes get no slots (a draining node stays listed as a
+ * previous owner of the slots it had, and serves reads until they moved).
+ *
  * cmap_place() recomputes all owners of `next`. When `prev` is not NULL,
  * a slot whose owners changed keeps prev's owners as its previous owners
- * (node indexes are stable between maps: nodes are only appended). Returns
- * 0, or -EAGAIN when fewer than width nodes are UP.
+ * (node indexes are stable between maps: nodes are only appended), followed
+ * by prev's own previous owners of that slot if it was still moving; a slot
+ * whose owners did not change keeps prev's previous owners (an unfinished
+ * move stays recorded). With prev NULL every slot's previous owners are
+ * cleared. Returns 0, -EAGAIN when fewer than width nodes are UP (next is
+ * then unchanged), or -EINVAL when prev's nodes are not a prefix of next's.
  */
 int cmap_place(const struct cmap *prev, struct cmap *next)
 	__attribute__((warn_unused_result));

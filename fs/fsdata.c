@@ -1,0 +1,1046 @@
+/*
+ * fsdata: write buffers, the background write pipeline and the read path.
+ * The contract is in fsdata.h; this comment says how.
+ *
+ * One mutex (d->lock) guards every file's buffer lists and counters; it is
+ * never held across network or disk work. A file's bytes live in three
+ * layers, newest on top:
+ *   dirty     written since the last hand-off (sorted, non-overlapping segs)
+ *   inflight  handed to a flusher, being uploaded and committed
+ *   committed extents in the metadata, fetched through the block cache
+ * A read copies the committed layer first, then overlays inflight and dirty
+ * under the lock; `commits` (bumped when a flush commits) tells a reader
+ * that raced with a commit to read again.
+ *
+ * Not here: metadata transactions (meta.c), sealing and the network
+ * (chunkio/blockio), FUSE (ops.c).
+ */
+#include "fs/fsdata.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chunker/chunker.h"
+#include "cluster/log.h"
+#include "fs/fs.h"
+#include "fs/meta.h"
+
+#define FLUSHERS 2
+#define FILE_BUCKETS 1024
+
+struct seg {
+	uint64_t off;
+	size_t len, cap;
+	uint8_t *buf;
+	struct seg *next;
+};
+
+struct wfile {
+	uint64_t ino;
+	unsigned writers;            /* open handles for writing */
+	struct seg *dirty, *inflight;
+	size_t dirty_bytes, inflight_bytes;
+	uint64_t size;               /* logical size, buffered writes included */
+	uint64_t written, committed; /* write generations, for fsync */
+	uint64_t commits;            /* bumped at each commit (readers retry) */
+	bool queued, busy, final;
+	int err;                     /* kept upload/commit error */
+	struct wfile *hnext, *qnext;
+};
+
+struct fsdata {
+	struct fsctx *fs;
+	struct chunker_params params;
+	struct chunker *chunker;     /* one-shot chunker_find() is stateless */
+	pthread_mutex_t lock;
+	pthread_cond_t changed;      /* any flush finished or buffer shrank */
+	pthread_cond_t work;         /* the queue got a file */
+	struct wfile *files[FILE_BUCKETS];
+	struct wfile *qhead, *qtail;
+	size_t total_dirty;          /* dirty + inflight, all files */
+	bool stopping;
+	pthread_t flushers[FLUSHERS];
+	unsigned n_flushers;
+};
+
+/* --- segments ------------------------------------------------------------ */
+
+static void seg_free_list(struct seg *s)
+{
+	while (s) {
+		struct seg *next = s->next;
+
+		free(s->buf);
+		free(s);
+		s = next;
+	}
+}
+
+static struct seg *seg_new(uint64_t off, const void *data, size_t len)
+{
+	struct seg *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->cap = len < 65536 ? 65536 : len;
+	s->buf = malloc(s->cap);
+	if (!s->buf) {
+		free(s);
+		return NULL;
+	}
+	memcpy(s->buf, data, len);
+	s->off = off;
+	s->len = len;
+	return s;
+}
+
+/*
+ * Put [off, off+len) into the sorted list *head, newest wins: overlapped
+ * parts of older segs are cut away. Returns the net growth in buffered
+ * bytes, or -ENOMEM (list unchanged). Sequential writes take the fast
+ * path: append to the seg that ends where this write starts.
+ */
+static ssize_t seg_insert(struct seg **head, uint64_t off, const void *data,
+			  size_t len)
+{
+	uint64_t end = off + len;
+	struct seg **pp, *s, *n;
+	ssize_t delta = (ssize_t)len;
+
+	for (pp = head; *pp && (*pp)->off + (*pp)->len < off; pp = &(*pp)->next)
+		;
+	s = *pp;
+	/* fast path: extend s, which ends exactly at off, if nothing follows
+	 * within the new range */
+	if (s && s->off + s->len == off && (!s->next || s->next->off >= end)) {
+		if (s->len + len > s->cap) {
+			size_t cap = s->cap * 2;
+			uint8_t *nb;
+
+			while (cap < s->len + len)
+				cap *= 2;
+			nb = realloc(s->buf, cap);
+			if (!nb)
+				return -ENOMEM;
+			s->buf = nb;
+			s->cap = cap;
+		}
+		memcpy(s->buf + s->len, data, len);
+		s->len += len;
+		return delta;
+	}
+	n = seg_new(off, data, len);
+	if (!n)
+		return -ENOMEM;
+	/* Trim or split every older seg overlapping [off, end). */
+	for (pp = head; *pp;) {
+		s = *pp;
+		uint64_t s_end = s->off + s->len;
+
+		if (s_end <= off || s->off >= end) {
+			pp = &s->next;
+			continue;
+		}
+		if (s->off < off && s_end > end) {
+			/* new range inside s: split s around it */
+			struct seg *tail = seg_new(end, s->buf + (end - s->off),
+						   (size_t)(s_end - end));
+
+			if (!tail) {
+				free(n->buf);
+				free(n);
+				return -ENOMEM;
+			}
+			tail->next = s->next;
+			s->next = tail;
+			s->len = (size_t)(off - s->off);
+			delta -= (ssize_t)(end - off);
+			pp = &tail->next;
+			continue;
+		}
+		if (s->off < off) {             /* s overlaps our start */
+			delta -= (ssize_t)(s_end - off);
+			s->len = (size_t)(off - s->off);
+			pp = &s->next;
+			continue;
+		}
+		if (s_end > end) {              /* s overlaps our end */
+			size_t cut = (size_t)(end - s->off);
+
+			memmove(s->buf, s->buf + cut, s->len - cut);
+			s->len -= cut;
+			s->off = end;
+			delta -= (ssize_t)cut;
+			pp = &s->next;
+			continue;
+		}
+		/* s entirely covered */
+		delta -= (ssize_t)s->len;
+		*pp = s->next;
+		free(s->buf);
+		free(s);
+	}
+	for (pp = head; *pp && (*pp)->off < off; pp = &(*pp)->next)
+		;
+	n->next = *pp;
+	*pp = n;
+	return delta;
+}
+
+/* Drop buffered bytes at or past size; returns the bytes dropped. */
+static size_t seg_truncate(struct seg **head, uint64_t size)
+{
+	size_t dropped = 0;
+	struct seg **pp = head;
+
+	while (*pp) {
+		struct seg *s = *pp;
+
+		if (s->off >= size) {
+			dropped += s->len;
+			*pp = s->next;
+			free(s->buf);
+			free(s);
+			continue;
+		}
+		if (s->off + s->len > size) {
+			dropped += (size_t)(s->off + s->len - size);
+			s->len = (size_t)(size - s->off);
+		}
+		pp = &s->next;
+	}
+	return dropped;
+}
+
+/* Copy the parts of segs that fall in [off, off+len) into buf. */
+static void seg_overlay(const struct seg *s, uint8_t *buf, uint64_t off,
+			size_t len)
+{
+	uint64_t end = off + len;
+
+	for (; s && s->off < end; s = s->next) {
+		uint64_t a = s->off > off ? s->off : off;
+		uint64_t b = s->off + s->len < end ? s->off + s->len : end;
+
+		if (a < b)
+			memcpy(buf + (a - off), s->buf + (a - s->off), (size_t)(b - a));
+	}
+}
+
+/* --- files --------------------------------------------------------------- */
+
+static struct wfile **wfile_slot(struct fsdata *d, uint64_t ino)
+{
+	struct wfile **pp = &d->files[(ino * 0x9E3779B97F4A7C15ull) >> 54];
+
+	while (*pp && (*pp)->ino != ino)
+		pp = &(*pp)->hnext;
+	return pp;
+}
+
+static struct wfile *wfile_find(struct fsdata *d, uint64_t ino)
+{
+	return *wfile_slot(d, ino);
+}
+
+static struct wfile *wfile_get(struct fsdata *d, uint64_t ino, uint64_t size)
+{
+	struct wfile **pp = wfile_slot(d, ino), *w = *pp;
+
+	if (w)
+		return w;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->ino = ino;
+	w->size = size;
+	*pp = w;
+	return w;
+}
+
+/* Free a file's record once nothing refers to it any more. */
+static void wfile_maybe_drop(struct fsdata *d, struct wfile *w)
+{
+	struct wfile **pp;
+
+	if (w->writers || w->dirty || w->inflight || w->busy || w->queued ||
+	    w->err)
+		return;
+	pp = wfile_slot(d, w->ino);
+	*pp = w->hnext;
+	free(w);
+}
+
+static void wfile_enqueue(struct fsdata *d, struct wfile *w, bool final)
+{
+	if (final)
+		w->final = true;
+	if (w->queued || !w->dirty)
+		return;
+	w->queued = true;
+	w->qnext = NULL;
+	if (d->qtail)
+		d->qtail->qnext = w;
+	else
+		d->qhead = w;
+	d->qtail = w;
+	pthread_cond_signal(&d->work);
+}
+
+/* --- the committed layer ------------------------------------------------- */
+
+/* Read committed bytes [off, off+len) of ino into buf (holes are zeros).
+ * Returns 0 or -errno (-EIO for a block no holder could give back). */
+static int read_committed(struct fsdata *d, uint64_t ino, uint8_t *buf,
+			  uint64_t off, size_t len)
+{
+	struct fsctx *fs = d->fs;
+	struct meta_extent *ext = NULL;
+	size_t n = 0;
+	uint8_t *chunk = NULL;
+	int rc;
+
+	memset(buf, 0, len);
+	rc = meta_extents_get(fs->meta, ino, off, len, &ext, &n);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const struct meta_extent *e = &ext[i];
+		struct bcache_entry *ce = bcache_get(fs->cache, e->addr);
+		uint64_t a = e->off > off ? e->off : off;
+		uint64_t b = e->off + e->len < off + len ? e->off + e->len : off + len;
+
+		if (!ce) {
+			ssize_t got;
+
+			if (!chunk)
+				chunk = malloc(d->params.max_size);
+			if (!chunk) {
+				rc = -ENOMEM;
+				break;
+			}
+			got = chunkio_get(fs->cio, e->addr, chunk, d->params.max_size);
+			if (got < 0) {
+				char hex[17];
+
+				for (int k = 0; k < 8; k++)
+					snprintf(hex + 2 * k, 3, "%02x", e->addr[k]);
+				log_err("inode %llu: block %s... at offset %llu: %s",
+					(unsigned long long)ino, hex,
+					(unsigned long long)e->off, log_strerror((int)got));
+				rc = got == -ENOMEM ? -ENOMEM : -EIO;
+				break;
+			}
+			if ((uint64_t)got < e->len) {
+				log_err("inode %llu: block at offset %llu holds %zd bytes, extent says %u",
+					(unsigned long long)ino, (unsigned long long)e->off,
+					got, e->len);
+				rc = -EIO;
+				break;
+			}
+			ce = bcache_insert(fs->cache, e->addr, chunk, (size_t)got);
+			if (!ce) {
+				/* Too big for the cache or no memory: copy from
+				 * our buffer directly. */
+				if (a < b)
+					memcpy(buf + (a - off), chunk + (a - e->off), (size_t)(b - a));
+				continue;
+			}
+		}
+		if (a < b)
+			memcpy(buf + (a - off), ce->data + (a - e->off), (size_t)(b - a));
+		bcache_put(fs->cache, ce);
+	}
+	free(chunk);
+	free(ext);
+	return rc;
+}
+
+ssize_t fsdata_read(struct fsdata *d, uint64_t ino, void *buf, size_t len,
+		    uint64_t off)
+{
+	for (int attempt = 0;; attempt++) {
+		uint64_t size, commits = 0;
+		struct wfile *w;
+		int rc;
+
+		pthread_mutex_lock(&d->lock);
+		w = wfile_find(d, ino);
+		if (w) {
+			size = w->size;
+			commits = w->commits;
+		}
+		pthread_mutex_unlock(&d->lock);
+		if (!w) {
+			rc = meta_file_size(d->fs->meta, ino, &size);
+			if (rc < 0)
+				return rc;
+		}
+		if (off >= size)
+			return 0;
+		if (len > size - off)
+			len = (size_t)(size - off);
+		rc = read_committed(d, ino, buf, off, len);
+		if (rc < 0)
+			return rc;
+		if (!w)
+			return (ssize_t)len;
+
+		pthread_mutex_lock(&d->lock);
+		w = wfile_find(d, ino);
+		if (!w || w->commits == commits || attempt >= 8) {
+			if (w) {
+				seg_overlay(w->inflight, buf, off, len);
+				seg_overlay(w->dirty, buf, off, len);
+			}
+			pthread_mutex_unlock(&d->lock);
+			if (!w && attempt < 8)
+				continue;   /* committed and dropped: reread */
+			return (ssize_t)len;
+		}
+		pthread_mutex_unlock(&d->lock);
+		/* A flush committed while we read: read again. */
+	}
+}
+
+/* --- writes -------------------------------------------------------------- */
+
+ssize_t fsdata_write(struct fsdata *d, uint64_t ino, const void *buf,
+		     size_t len, uint64_t off, uint64_t committed_size)
+{
+	struct wfile *w;
+	ssize_t delta;
+	int rc = 0;
+
+	pthread_mutex_lock(&d->lock);
+	w = wfile_get(d, ino, committed_size);
+	if (!w) {
+		pthread_mutex_unlock(&d->lock);
+		return -ENOMEM;
+	}
+	/* Back-pressure: wait while everything buffered is over the bound,
+	 * unless the flush of this very file failed (then say so). */
+	while (d->total_dirty + len > FSDATA_TOTAL_DIRTY && d->total_dirty > 0 &&
+	       !w->err) {
+		wfile_enqueue(d, w, false);
+		pthread_cond_wait(&d->changed, &d->lock);
+	}
+	if (w->err) {
+		rc = w->err;
+		w->err = 0;            /* reported once; data stays buffered */
+		wfile_enqueue(d, w, false);
+		pthread_mutex_unlock(&d->lock);
+		return rc;
+	}
+	delta = seg_insert(&w->dirty, off, buf, len);
+	if (delta < 0) {
+		pthread_mutex_unlock(&d->lock);
+		return delta;
+	}
+	w->dirty_bytes = (size_t)((ssize_t)w->dirty_bytes + delta);
+	d->total_dirty = (size_t)((ssize_t)d->total_dirty + delta);
+	if (off + len > w->size)
+		w->size = off + len;
+	w->written++;
+	/* A write with no writer open (the kernel writing back cached pages
+	 * after close) is flushed at once: no release will come for it. */
+	if (w->dirty_bytes >= FSDATA_FILE_FLUSH || !w->writers)
+		wfile_enqueue(d, w, !w->writers);
+	pthread_mutex_unlock(&d->lock);
+	return (ssize_t)len;
+}
+
+/* --- the flusher --------------------------------------------------------- */
+
+struct span {
+	uint64_t start, end;
+};
+
+/*
+ * Widen [a, b) to the committed extent boundaries around it, so that
+ * chunks outside stay as they are. Extents are whole chunks (or a
+ * truncated chunk's head), so their edges are where chunking may restart.
+ */
+static int span_widen(struct fsdata *d, uint64_t ino, uint64_t a, uint64_t b,
+		      struct span *out)
+{
+	struct meta_extent *ext = NULL;
+	size_t n = 0;
+	int rc;
+
+	out->start = a;
+	out->end = b;
+	rc = meta_extents_get(d->fs->meta, ino, a, b - a, &ext, &n);
+	if (rc < 0)
+		return rc;
+	/* The extent holding a (if any) starts the span; the one holding
+	 * b-1 ends it. meta_extents_get returns extents overlapping [a, b). */
+	if (n) {
+		if (ext[0].off < a)
+			out->start = ext[0].off;
+		if (ext[n - 1].off + ext[n - 1].len > b)
+			out->end = ext[n - 1].off + ext[n - 1].len;
+	}
+	free(ext);
+	return 0;
+}
+
+struct upload {
+	uint8_t (*addrs)[32];
+	uint8_t **blks;
+	size_t *lens;
+	int *errs;
+	size_t n;
+};
+
+static void upload_release(struct upload *u)
+{
+	for (size_t i = 0; i < u->n; i++)
+		free(u->blks[i]);
+	free(u->addrs);
+	free(u->blks);
+	free(u->lens);
+	free(u->errs);
+	memset(u, 0, sizeof(*u));
+}
+
+/*
+ * Flush one span: chunk it, upload what the cluster lacks, commit the
+ * extents. `keep_tail` holds back the bytes after the last natural
+ * boundary (an append still going on); *kept gets their length. A tail is
+ * kept only past `durable_size` (the committed size): bytes that were
+ * committed before must never drop out of the committed layer, or a crash
+ * would lose data that was already safe.
+ * The commit replaces the whole span and raises the committed size to the
+ * end of what it stored (never past `file_size`).
+ */
+static int flush_span(struct fsdata *d, struct wfile *w, const struct seg *segs,
+		      struct span sp, uint64_t durable_size, bool keep_tail,
+		      size_t *kept)
+{
+	struct fsctx *fs = d->fs;
+	size_t len = (size_t)(sp.end - sp.start), pos = 0, n_ext = 0, cap_ext;
+	struct meta_extent *ext = NULL;
+	struct upload up = { 0 };
+	const struct chunker *ck = d->chunker;
+	uint8_t *buf;
+	int rc;
+
+	*kept = 0;
+	buf = malloc(len ? len : 1);
+	if (!buf)
+		return -ENOMEM;
+	rc = read_committed(d, w->ino, buf, sp.start, len);
+	if (rc < 0)
+		goto out;
+	seg_overlay(segs, buf, sp.start, len);
+
+	cap_ext = len / d->params.min_size + 2;
+	ext = calloc(cap_ext, sizeof(*ext));
+	up.addrs = calloc(cap_ext, sizeof(*up.addrs));
+	up.blks = calloc(cap_ext, sizeof(*up.blks));
+	up.lens = calloc(cap_ext, sizeof(*up.lens));
+	up.errs = calloc(cap_ext, sizeof(*up.errs));
+	if (!ext || !up.addrs || !up.blks || !up.lens || !up.errs) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	while (pos < len) {
+		/* The span's end is a fixed boundary (an extent edge or the
+		 * end of the file): the last chunk stops there. */
+		size_t cut = chunker_find(ck, buf + pos, len - pos, !keep_tail);
+		struct meta_extent *e;
+
+		if (cut == 0 && sp.start + pos < durable_size)
+			cut = chunker_find(ck, buf + pos, len - pos, true);
+		if (cut == 0) {
+			/* No natural boundary before the end and more data
+			 * may come: keep the tail buffered. */
+			*kept = len - pos;
+			break;
+		}
+		e = &ext[n_ext++];
+		e->off = sp.start + pos;
+		e->len = (uint32_t)cut;
+		chunkio_addr(fs->cio, buf + pos, cut, e->addr);
+		/* Dedup: an address the volume holds (and whose delete is not
+		 * queued) is not sent again. */
+		if (meta_ref_state(fs->meta, e->addr) != META_REF_PRESENT) {
+			ssize_t bl = chunkio_seal(fs->cio, e->addr, buf + pos, cut,
+						  &up.blks[up.n]);
+
+			if (bl < 0) {
+				rc = (int)bl;
+				goto out;
+			}
+			memcpy(up.addrs[up.n], e->addr, 32);
+			up.lens[up.n] = (size_t)bl;
+			up.n++;
+		}
+		pos += cut;
+	}
+	if (up.n) {
+		rc = blockio_put_many(fs->bio, (const uint8_t (*)[32])up.addrs,
+				      (const void *const *)up.blks, up.lens, up.n,
+				      up.errs);
+		if (rc < 0) {
+			log_err("inode %llu: uploading %zu blocks failed: %s; data stays buffered",
+				(unsigned long long)w->ino, up.n, log_strerror(rc));
+			goto out;
+		}
+	}
+	/* One transaction: the span's old extents go, the new ones come,
+	 * reference counts follow. */
+	rc = meta_extents_replace(fs->meta, w->ino, sp.start, len, ext, n_ext,
+				  sp.end - *kept);
+out:
+	upload_release(&up);
+	free(ext);
+	free(buf);
+	return rc;
+}
+
+/* Flush a file's inflight list; returns 0 or the first error. Segments
+ * that were not committed (a kept tail, or everything after an error) are
+ * returned through *back for the caller to put under the dirty layer. */
+static int flush_file(struct fsdata *d, struct wfile *w, struct seg *segs,
+		      uint64_t size, bool final, struct seg **back)
+{
+	const struct seg *s = segs;
+	uint64_t durable = 0;
+	int rc;
+
+	*back = NULL;
+	rc = meta_file_size(d->fs->meta, w->ino, &durable);
+	while (s && rc == 0) {
+		struct span sp;
+		const struct seg *t = s;
+		size_t kept = 0;
+		bool at_eof;
+
+		/* Group segs whose widened spans touch into one span. */
+		rc = span_widen(d, w->ino, s->off, s->off + s->len, &sp);
+		if (rc < 0)
+			break;
+		while (t->next) {
+			struct span next;
+
+			rc = span_widen(d, w->ino, t->next->off,
+					t->next->off + t->next->len, &next);
+			if (rc < 0)
+				break;
+			if (next.start > sp.end)
+				break;
+			if (next.end > sp.end)
+				sp.end = next.end;
+			t = t->next;
+		}
+		if (rc < 0)
+			break;
+		at_eof = sp.end >= size;
+		if (sp.end > size)
+			sp.end = size;
+		if (sp.start >= sp.end) {
+			s = t->next;
+			continue;    /* wholly truncated away meanwhile */
+		}
+		rc = flush_span(d, w, segs, sp, durable, at_eof && !final, &kept);
+		if (rc < 0)
+			break;
+		if (kept) {
+			/* Keep the tail's bytes: rebuild them from what the
+			 * span held (committed layer + these segs). */
+			uint8_t *tail = malloc(kept);
+
+			if (!tail) {
+				rc = -ENOMEM;
+				break;
+			}
+			rc = read_committed(d, w->ino, tail, sp.end - kept, kept);
+			if (rc == 0) {
+				seg_overlay(segs, tail, sp.end - kept, kept);
+				if (seg_insert(back, sp.end - kept, tail, kept) < 0)
+					rc = -ENOMEM;
+			}
+			free(tail);
+			if (rc < 0)
+				break;
+		}
+		s = t->next;
+	}
+	if (rc < 0) {
+		/* Nothing after the failure point was committed: give it all
+		 * back (committed spans are re-sent harmlessly: dedup). */
+		for (s = segs; s; s = s->next)
+			if (seg_insert(back, s->off, s->buf, s->len) < 0)
+				break;
+	}
+	return rc;
+}
+
+/* Put `back` (older data) under the current dirty list: only where no
+ * newer write landed meanwhile. */
+static ssize_t seg_merge_under(struct seg **dirty, struct seg *back)
+{
+	struct seg *newer = *dirty;
+	ssize_t delta = 0;
+
+	*dirty = back;
+	for (struct seg *s = back; s; s = s->next)
+		delta += (ssize_t)s->len;
+	for (struct seg *s = newer; s; s = s->next) {
+		ssize_t dd = seg_insert(dirty, s->off, s->buf, s->len);
+
+		if (dd < 0)
+			return dd;
+		delta += dd;
+	}
+	seg_free_list(newer);
+	return delta;
+}
+
+static void *flusher_main(void *arg)
+{
+	struct fsdata *d = arg;
+
+	pthread_mutex_lock(&d->lock);
+	for (;;) {
+		struct wfile *w;
+		struct seg *back = NULL;
+		uint64_t gen, size;
+		bool final;
+		ssize_t delta;
+		int rc;
+
+		while (!d->qhead && !d->stopping)
+			pthread_cond_wait(&d->work, &d->lock);
+		if (!d->qhead)
+			break;
+		w = d->qhead;
+		d->qhead = w->qnext;
+		if (!d->qhead)
+			d->qtail = NULL;
+		w->queued = false;
+		if (w->busy || !w->dirty) {
+			/* Another flusher has it; it re-queues when done. */
+			continue;
+		}
+		w->busy = true;
+		w->inflight = w->dirty;
+		w->inflight_bytes = w->dirty_bytes;
+		w->dirty = NULL;
+		w->dirty_bytes = 0;
+		gen = w->written;
+		size = w->size;
+		final = w->final || !w->writers;
+		w->final = false;
+		pthread_mutex_unlock(&d->lock);
+
+		rc = flush_file(d, w, w->inflight, size, final, &back);
+
+		pthread_mutex_lock(&d->lock);
+		d->total_dirty -= w->inflight_bytes;
+		seg_free_list(w->inflight);
+		w->inflight = NULL;
+		w->inflight_bytes = 0;
+		delta = seg_merge_under(&w->dirty, back);
+		if (delta >= 0) {
+			/* dirty_bytes recomputed: back + newer, overlaps removed */
+			size_t total = 0;
+
+			for (struct seg *s = w->dirty; s; s = s->next)
+				total += s->len;
+			d->total_dirty += total - w->dirty_bytes;
+			w->dirty_bytes = total;
+		} else {
+			rc = rc ? rc : (int)delta;
+		}
+		w->commits++;
+		if (rc < 0) {
+			w->err = rc;
+		} else if (!w->dirty || back) {
+			/* all written before `gen` is committed, except a kept
+			 * tail, which fsync flushes as final */
+			if (!back)
+				w->committed = gen;
+		}
+		w->busy = false;
+		if (rc == 0 && w->dirty && (w->dirty_bytes >= FSDATA_FILE_FLUSH ||
+				 (!w->writers && !back && rc == 0) || w->final))
+			wfile_enqueue(d, w, false);
+		pthread_cond_broadcast(&d->changed);
+		wfile_maybe_drop(d, w);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
+}
+
+/* --- durability ---------------------------------------------------------- */
+
+/* Wait until everything written to w before now is committed, or an error.
+ * Caller holds d->lock. */
+static int wfile_wait_committed(struct fsdata *d, struct wfile *w)
+{
+	uint64_t target = w->written;
+	int rc = 0;
+
+	while (w->committed < target && !w->err) {
+		if (!w->busy)
+			wfile_enqueue(d, w, true);
+		else
+			w->final = true;
+		if (!w->dirty && !w->busy && !w->inflight) {
+			/* nothing buffered: all that was written is committed */
+			w->committed = target;
+			break;
+		}
+		pthread_cond_wait(&d->changed, &d->lock);
+	}
+	if (w->err) {
+		rc = w->err;
+		w->err = 0;
+	}
+	return rc;
+}
+
+int fsdata_fsync(struct fsdata *d, uint64_t ino)
+{
+	struct wfile *w;
+	int rc = 0;
+
+	pthread_mutex_lock(&d->lock);
+	w = wfile_find(d, ino);
+	if (w) {
+		w->writers++;          /* pin the record while we wait */
+		rc = wfile_wait_committed(d, w);
+		w->writers--;
+		wfile_maybe_drop(d, w);
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (rc < 0)
+		return rc;
+	return meta_sync(d->fs->meta);
+}
+
+int fsdata_sync_all(struct fsdata *d)
+{
+	int first = 0;
+
+	pthread_mutex_lock(&d->lock);
+	for (size_t b = 0; b < FILE_BUCKETS; b++) {
+		for (struct wfile *w = d->files[b]; w; w = w->hnext)
+			wfile_enqueue(d, w, true);
+	}
+	for (size_t b = 0; b < FILE_BUCKETS; b++) {
+		for (struct wfile *w = d->files[b], *next; w; w = next) {
+			int rc;
+
+			w->writers++;
+			rc = wfile_wait_committed(d, w);
+			w->writers--;
+			next = w->hnext;
+			if (rc < 0 && !first)
+				first = rc;
+			wfile_maybe_drop(d, w);
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (first < 0)
+		return first;
+	return meta_sync(d->fs->meta);
+}
+
+int fsdata_flush(struct fsdata *d, uint64_t ino)
+{
+	struct wfile *w;
+	int rc = 0;
+
+	pthread_mutex_lock(&d->lock);
+	w = wfile_find(d, ino);
+	if (w) {
+		if (w->err) {
+			rc = w->err;
+			w->err = 0;
+		}
+		wfile_enqueue(d, w, true);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+void fsdata_open_write(struct fsdata *d, uint64_t ino)
+{
+	struct wfile *w;
+	uint64_t size = 0;
+
+	if (meta_file_size(d->fs->meta, ino, &size) < 0)
+		size = 0;
+	pthread_mutex_lock(&d->lock);
+	w = wfile_get(d, ino, size);
+	if (w)
+		w->writers++;
+	pthread_mutex_unlock(&d->lock);
+}
+
+int fsdata_release_write(struct fsdata *d, uint64_t ino)
+{
+	struct wfile *w;
+	int rc = 0;
+
+	pthread_mutex_lock(&d->lock);
+	w = wfile_find(d, ino);
+	if (w) {
+		if (w->writers)
+			w->writers--;
+		if (w->err) {
+			rc = w->err;
+			w->err = 0;
+		}
+		if (!w->writers)
+			wfile_enqueue(d, w, true);
+		wfile_maybe_drop(d, w);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+bool fsdata_size(struct fsdata *d, uint64_t ino, uint64_t *size)
+{
+	struct wfile *w;
+	bool have = false;
+
+	pthread_mutex_lock(&d->lock);
+	w = wfile_find(d, ino);
+	if (w && (w->dirty || w->inflight || w->busy)) {
+		*size = w->size;
+		have = true;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return have;
+}
+
+int fsdata_truncate(struct fsdata *d, uint64_t ino, uint64_t new_size)
+{
+	struct wfile *w;
+
+	pthread_mutex_lock(&d->lock);
+	w = wfile_find(d, ino);
+	if (w) {
+		/* A flush in progress commits extents for the old size:
+		 * let it finish, then cut the buffers. */
+		while (w->busy)
+			pthread_cond_wait(&d->changed, &d->lock);
+		size_t dropped = seg_truncate(&w->dirty, new_size);
+
+		w->dirty_bytes -= dropped;
+		d->total_dirty -= dropped;
+		w->size = new_size;
+		pthread_cond_broadcast(&d->changed);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+void fsdata_forget(struct fsdata *d, uint64_t ino)
+{
+	struct wfile *w;
+
+	pthread_mutex_lock(&d->lock);
+	w = wfile_find(d, ino);
+	if (w) {
+		while (w->busy)
+			pthread_cond_wait(&d->changed, &d->lock);
+		d->total_dirty -= w->dirty_bytes;
+		seg_free_list(w->dirty);
+		w->dirty = NULL;
+		w->dirty_bytes = 0;
+		w->err = 0;
+		w->writers = 0;
+		if (w->queued) {
+			/* unlink from the queue */
+			struct wfile **pp = &d->qhead, *prev = NULL;
+
+			while (*pp && *pp != w) {
+				prev = *pp;
+				pp = &(*pp)->qnext;
+			}
+			if (*pp) {
+				*pp = w->qnext;
+				if (d->qtail == w)
+					d->qtail = prev;
+			}
+			w->queued = false;
+		}
+		pthread_cond_broadcast(&d->changed);
+		wfile_maybe_drop(d, w);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* --- life cycle ---------------------------------------------------------- */
+
+int fsdata_new(struct fsctx *fs, struct fsdata **out)
+{
+	const struct keys_volume *vol = keys_volume(fs->keys);
+	struct fsdata *d = calloc(1, sizeof(*d));
+	int rc;
+
+	if (!d)
+		return -ENOMEM;
+	d->fs = fs;
+	d->params.min_size = vol->chunk_min;
+	d->params.avg_size = vol->chunk_avg;
+	d->params.max_size = vol->chunk_max;
+	rc = chunker_new(keys_subkey(fs->keys, KEYS_GEAR), &d->params,
+			 &d->chunker);
+	if (rc < 0) {
+		free(d);
+		return rc;
+	}
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->changed, NULL);
+	pthread_cond_init(&d->work, NULL);
+	for (unsigned i = 0; i < FLUSHERS; i++) {
+		rc = pthread_create(&d->flushers[i], NULL, flusher_main, d);
+		if (rc) {
+			fsdata_free(d);
+			return -rc;
+		}
+		d->n_flushers++;
+	}
+	*out = d;
+	return 0;
+}
+
+void fsdata_free(struct fsdata *d)
+{
+	if (!d)
+		return;
+	if (d->n_flushers) {
+		int rc = fsdata_sync_all(d);
+
+		if (rc < 0)
+			log_err("unmount: buffered data could not be stored: %s",
+				log_strerror(rc));
+	}
+	pthread_mutex_lock(&d->lock);
+	d->stopping = true;
+	pthread_cond_broadcast(&d->work);
+	pthread_mutex_unlock(&d->lock);
+	for (unsigned i = 0; i < d->n_flushers; i++)
+		pthread_join(d->flushers[i], NULL);
+	for (size_t b = 0; b < FILE_BUCKETS; b++) {
+		for (struct wfile *w = d->files[b], *next; w; w = next) {
+			next = w->hnext;
+			seg_free_list(w->dirty);
+			free(w);
+		}
+	}
+	pthread_cond_destroy(&d->work);
+	pthread_cond_destroy(&d->changed);
+	pthread_mutex_destroy(&d->lock);
+	chunker_free(d->chunker);
+	free(d);
+}

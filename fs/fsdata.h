@@ -1,0 +1,76 @@
+/*
+ * fsdata: file contents of a mounted volume — write buffers, the background
+ * write pipeline, and reads.
+ *
+ * Writes land in a bounded per-file buffer and return at once. A file whose
+ * buffer passes FSDATA_FILE_FLUSH bytes, or that is flushed, closed or
+ * fsync'd, is handed to a flusher thread, which
+ *   1. widens each dirty range to the extent boundaries around it (so an
+ *      edit re-chunks only the chunks it touched, and extents already in
+ *      place stay as they are),
+ *   2. builds that span from the old contents plus the new bytes and cuts it
+ *      with the volume's chunker,
+ *   3. skips chunks whose address the volume already holds (dedup), seals
+ *      and uploads the others to every owner, pipelined,
+ *   4. commits the new extents in one metadata transaction.
+ * A tail after the last natural chunk boundary at the end of a file that is
+ * still open for writing waits for more data (appends do not re-upload the
+ * tail). Until the commit, reads see buffered and in-flight bytes over the
+ * committed ones. Writers wait when all files together buffer more than
+ * FSDATA_TOTAL_DIRTY (bounded memory); an upload error is kept, the data
+ * stays buffered, and the error is returned by fsync, by the writer's next
+ * wait, and by close.
+ *
+ * fsync = every byte written before it is acknowledged by every owner and
+ * committed, then the metadata synced to disk.
+ *
+ * Thread-safety: all functions may be called from any FUSE thread.
+ */
+#ifndef CAIRN_FSDATA_H
+#define CAIRN_FSDATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define FSDATA_FILE_FLUSH (8u << 20)
+#define FSDATA_TOTAL_DIRTY (48u << 20)
+
+struct fsctx;
+struct fsdata;
+
+int fsdata_new(struct fsctx *fs, struct fsdata **out)
+	__attribute__((warn_unused_result));
+/* Flush every file and wait for it; stop the threads. */
+void fsdata_free(struct fsdata *d);
+
+/* A file was opened / released for writing (counts open writers). */
+void fsdata_open_write(struct fsdata *d, uint64_t ino);
+/* Last writer gone: flush in the background. Returns a kept upload error. */
+int fsdata_release_write(struct fsdata *d, uint64_t ino);
+
+ssize_t fsdata_write(struct fsdata *d, uint64_t ino, const void *buf,
+		     size_t len, uint64_t off, uint64_t committed_size);
+/* Read into buf; returns the bytes read (short at end of file). */
+ssize_t fsdata_read(struct fsdata *d, uint64_t ino, void *buf, size_t len,
+		    uint64_t off);
+
+/* Start a background flush (close(2) -> FUSE flush). */
+int fsdata_flush(struct fsdata *d, uint64_t ino);
+/* Make the file durable (see above). */
+int fsdata_fsync(struct fsdata *d, uint64_t ino);
+/* Every file durable (syncfs, unmount). */
+int fsdata_sync_all(struct fsdata *d);
+
+/* The size including buffered writes, if anything is buffered. */
+bool fsdata_size(struct fsdata *d, uint64_t ino, uint64_t *size);
+
+/* Before a truncate: wait out the file's flush and drop buffered bytes at
+ * or past new_size. The caller then truncates the metadata. */
+int fsdata_truncate(struct fsdata *d, uint64_t ino, uint64_t new_size);
+
+/* The inode is gone (last link and last open): drop its buffers. */
+void fsdata_forget(struct fsdata *d, uint64_t ino);
+
+#endif
