@@ -34,3 +34,5 @@ EXTRA_DIST += tests/fuzz/corpus
 # mount tests against cairnfs and, as a control, against a local directory.
 check_PROGRAMS += tests/integ/posixcheck
 tests_integ_posixcheck_SOURCES = tests/integ/posixcheck.c
+check_PROGRAMS += tests/integ/crashwriter
+tests_integ_crashwriter_SOURCES = tests/integ/crashwriter.c
