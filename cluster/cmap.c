@@ -234,7 +234,7 @@ static int cmap_addr_len(const char *addr)
 
 int cmap_node_add(struct cmap *m, const struct cmap_node *n)
 {
-	struct cmap_node *nodes;
+	struct cmap_node *nodes, *dst;
 	int len;
 
 	len = cmap_addr_len(n->addr);
@@ -256,12 +256,12 @@ int cmap_node_add(struct cmap *m, const struct cmap_node *n)
 		m->cap_nodes = cap;
 	}
 	/* Copy field by field so the stored address is always terminated. */
-	nodes = &m->nodes[m->n_nodes];
-	memset(nodes, 0, sizeof(*nodes));
-	memcpy(nodes->id, n->id, CMAP_NODE_ID_BYTES);
-	memcpy(nodes->addr, n->addr, (size_t)len);
-	nodes->weight = n->weight;
-	nodes->state = n->state;
+	dst = &m->nodes[m->n_nodes];
+	memset(dst, 0, sizeof(*dst));
+	memcpy(dst->id, n->id, CMAP_NODE_ID_BYTES);
+	memcpy(dst->addr, n->addr, (size_t)len);
+	dst->weight = n->weight;
+	dst->state = n->state;
 	return (int)m->n_nodes++;
 }
 
@@ -540,8 +540,10 @@ int cmap_decode(const uint8_t *buf, size_t len,
 	if (width < 1 || width > CMAP_MAX_WIDTH || get_le16(p + 6) != 0 ||
 	    n_nodes > CMAP_MAX_NODES)
 		return -EPROTO;
-	/* The smallest possible node table must fit before we allocate it. */
-	if (r.left < (size_t)n_nodes * CMAP_NODE_FIXED_BYTES)
+	/* The smallest possible node and slot tables and the signature must
+	 * fit before we allocate anything. */
+	if (r.left < (size_t)n_nodes * CMAP_NODE_FIXED_BYTES + 2 * CMAP_SLOTS +
+		     CMAP_SIG_BYTES)
 		return -EPROTO;
 	err = cmap_alloc(n_nodes, &m);
 	if (err)

@@ -96,6 +96,8 @@ unsigned cmap_slot_owners(const struct cmap *m, unsigned slot,
 /* Previous owners of a moving slot; 0 when it is not moving. */
 unsigned cmap_slot_prev(const struct cmap *m, unsigned slot,
 			uint16_t prev[CMAP_MAX_WIDTH]);
+/* Set a slot by hand; -EINVAL for a slot out of range, more than width
+ * owners, an index not below the node count, or an index listed twice. */
 int cmap_slot_set(struct cmap *m, unsigned slot, const uint16_t *owners,
 		  unsigned n, const uint16_t *prev, unsigned n_prev);
 /* Whether node i is an owner (or a previous owner) of slot. */

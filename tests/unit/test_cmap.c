@@ -513,7 +513,7 @@ static void flipped_bit_fails_verification(void **state)
 	free(buf);
 }
 
-static void other_admin_key_fails(void **state)
+static void unsigned_or_other_admin_key_fails(void **state)
 {
 	struct cmap *m = make_map(3, 1, 1), *out = NULL;
 	uint8_t *buf;
@@ -524,6 +524,11 @@ static void other_admin_key_fails(void **state)
 	assert_int_equal(cmap_encode(m, other_sk, &buf, &len), -EKEYREJECTED);
 	assert_int_equal(cmap_encode(m, admin_sk, &buf, &len), 0);
 	assert_int_equal(cmap_decode(buf, len, other_pk, &out), -EKEYREJECTED);
+	/* Unsigned: no signature at all, or an all-zero one (T22). */
+	assert_int_equal(cmap_decode(buf, len - CMAP_SIG_BYTES, admin_pk, &out), -EPROTO);
+	memset(buf + len - CMAP_SIG_BYTES, 0, CMAP_SIG_BYTES);
+	assert_int_equal(cmap_decode(buf, len, admin_pk, &out), -EBADMSG);
+	assert_int_equal(cmap_decode(buf, len, NULL, &out), -EBADMSG);
 	/* A forger signs with their key but claims ours. */
 	assert_int_equal(crypto_sign_detached(buf + len - CMAP_SIG_BYTES, NULL, buf,
 					      len - CMAP_SIG_BYTES, other_sk), 0);
@@ -668,7 +673,7 @@ int main(void)
 		cmocka_unit_test(node_and_slot_edits_validate_input),
 		cmocka_unit_test(encode_decode_round_trip),
 		cmocka_unit_test(flipped_bit_fails_verification),
-		cmocka_unit_test(other_admin_key_fails),
+		cmocka_unit_test(unsigned_or_other_admin_key_fails),
 		cmocka_unit_test(truncated_and_trailing_bytes_fail_with_distinct_codes),
 		cmocka_unit_test(signed_but_malformed_maps_are_refused),
 	};
