@@ -59,6 +59,7 @@ struct pool_call {
 	/* private to pool.c */
 	struct pool_call *next_;
 	uint64_t id_;
+	int64_t deadline_;         /* monotonic ms */
 	int state_;
 	void *conn_;
 };
