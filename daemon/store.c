@@ -1,0 +1,534 @@
+/*
+ * store: blocks as files, one directory per slot (see store.h).
+ *
+ * Order on disk for a PUT, and why:
+ *   1. write header + block to blocks/SSSS/.tmp-<addr>-<n>, fdatasync it:
+ *      the bytes are on stable storage before any name points at them;
+ *   2. link() it to blocks/SSSS/<addr>: atomic, and fails with EEXIST when
+ *      the block is already held, so a held block is never rewritten;
+ *   3. unlink the temporary name, then fsync blocks/SSSS (group commit):
+ *      only now is the new name durable, and only now does store_put return.
+ * A crash leaves at worst a .tmp- file, removed by store_open().
+ *
+ * Does not know slots' owners, epochs or the network. Never logs.
+ */
+#define _GNU_SOURCE
+#include "daemon/store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define STORE_SLOTS 16384u
+#define STORE_MAGIC "CRB1"
+
+_Static_assert(STORE_HEADER_BYTES == 4 + 4 + STORE_SUM_BYTES, "header layout");
+
+struct store {
+	int blocks_fd;                   /* DIR/blocks */
+	char *root;                      /* DIR/blocks */
+	uint64_t tmp_seq;                /* atomic */
+	struct store_stats stats;        /* atomic adds */
+	/* group commit of slot directory fsyncs, all under sync_lock */
+	pthread_mutex_t sync_lock;
+	pthread_cond_t sync_cond;
+	uint64_t dirty_gen, synced_gen;
+	bool syncing;
+	unsigned n_dirty;
+	uint16_t dirty[STORE_SLOTS];
+	uint8_t dirty_bit[STORE_SLOTS / 8];
+};
+
+#define STAT_ADD(st, f, v) __atomic_fetch_add(&(st)->stats.f, (v), __ATOMIC_RELAXED)
+#define STAT_SUB(st, f, v) __atomic_fetch_sub(&(st)->stats.f, (v), __ATOMIC_RELAXED)
+
+static unsigned addr_slot(const uint8_t *a)
+{
+	return ((unsigned)a[0] << 6) | ((unsigned)a[1] >> 2);
+}
+
+static void addr_hex(const uint8_t *a, char out[2 * STORE_ADDR_BYTES + 1])
+{
+	sodium_bin2hex(out, 2 * STORE_ADDR_BYTES + 1, a, STORE_ADDR_BYTES);
+}
+
+static int hex_addr(const char *name, uint8_t out[STORE_ADDR_BYTES])
+{
+	size_t n = 0;
+
+	if (strlen(name) != 2 * STORE_ADDR_BYTES)
+		return -EINVAL;
+	if (sodium_hex2bin(out, STORE_ADDR_BYTES, name, 2 * STORE_ADDR_BYTES,
+			   NULL, &n, NULL) != 0 || n != STORE_ADDR_BYTES)
+		return -EINVAL;
+	return 0;
+}
+
+static void slot_name(unsigned slot, char out[8])
+{
+	snprintf(out, 8, "%04x", slot);
+}
+
+/* Open (creating if asked) the directory of a slot. */
+static int slot_dir_open(struct store *st, unsigned slot, bool create)
+{
+	char name[8];
+	int fd;
+
+	slot_name(slot, name);
+	fd = openat(st->blocks_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && create) {
+		if (mkdirat(st->blocks_fd, name, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		if (fsync(st->blocks_fd) < 0)    /* the new slot dir is durable */
+			return -errno;
+		fd = openat(st->blocks_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	return fd < 0 ? -errno : fd;
+}
+
+/* Remove .tmp- files of one slot dir and count its blocks. */
+static int slot_scan(struct store *st, unsigned slot)
+{
+	DIR *d;
+	struct dirent *e;
+	struct stat sb;
+	int fd = slot_dir_open(st, slot, false);
+
+	if (fd < 0)
+		return fd == -ENOENT ? 0 : fd;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	while ((e = readdir(d))) {
+		uint8_t a[STORE_ADDR_BYTES];
+
+		if (!strncmp(e->d_name, ".tmp-", 5)) {
+			unlinkat(dirfd(d), e->d_name, 0);
+			continue;
+		}
+		if (hex_addr(e->d_name, a))
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &sb, 0) == 0 &&
+		    sb.st_size >= STORE_HEADER_BYTES) {
+			st->stats.blocks++;
+			st->stats.bytes += (uint64_t)sb.st_size - STORE_HEADER_BYTES;
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+int store_open(const char *dir, struct store **out)
+{
+	struct store *st;
+	char *path = NULL;
+	int err = 0;
+
+	if (sodium_init() < 0)
+		return -EIO;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->blocks_fd = -1;
+	pthread_mutex_init(&st->sync_lock, NULL);
+	pthread_cond_init(&st->sync_cond, NULL);
+	if (asprintf(&path, "%s/blocks", dir) < 0) {
+		path = NULL;
+		err = -ENOMEM;
+		goto out;
+	}
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		err = -errno;
+		goto out;
+	}
+	st->blocks_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (st->blocks_fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	st->root = path;
+	path = NULL;
+	for (unsigned s = 0; s < STORE_SLOTS && !err; s++)
+		err = slot_scan(st, s);
+out:
+	free(path);
+	if (err) {
+		store_close(st);
+		return err;
+	}
+	*out = st;
+	return 0;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	if (st->blocks_fd >= 0)
+		close(st->blocks_fd);
+	pthread_mutex_destroy(&st->sync_lock);
+	pthread_cond_destroy(&st->sync_cond);
+	free(st->root);
+	free(st);
+}
+
+/*
+ * Make the names created in `slot` durable. Whoever finds no sync running
+ * fsyncs every dirty slot directory, including those marked by callers
+ * that arrived while it was busy; they then find their generation synced.
+ */
+static int slot_commit(struct store *st, unsigned slot)
+{
+	uint64_t mine;
+	int err = 0;
+
+	pthread_mutex_lock(&st->sync_lock);
+	if (!(st->dirty_bit[slot / 8] & (1u << (slot % 8)))) {
+		st->dirty_bit[slot / 8] |= (uint8_t)(1u << (slot % 8));
+		st->dirty[st->n_dirty++] = (uint16_t)slot;
+	}
+	mine = ++st->dirty_gen;
+	while (st->synced_gen < mine) {
+		if (st->syncing) {
+			pthread_cond_wait(&st->sync_cond, &st->sync_lock);
+			continue;
+		}
+		uint64_t target = st->dirty_gen;
+		unsigned n = st->n_dirty;
+		uint16_t *list = malloc(n * sizeof(*list) + 1);
+
+		if (!list) {
+			err = -ENOMEM;
+			break;
+		}
+		memcpy(list, st->dirty, n * sizeof(*list));
+		for (unsigned i = 0; i < n; i++)
+			st->dirty_bit[list[i] / 8] &= (uint8_t)~(1u << (list[i] % 8));
+		st->n_dirty = 0;
+		st->syncing = true;
+		pthread_mutex_unlock(&st->sync_lock);
+		for (unsigned i = 0; i < n; i++) {
+			int fd = slot_dir_open(st, list[i], false);
+
+			if (fd < 0 || fsync(fd) < 0)
+				err = fd < 0 ? fd : -errno;
+			if (fd >= 0)
+				close(fd);
+		}
+		free(list);
+		pthread_mutex_lock(&st->sync_lock);
+		st->syncing = false;
+		if (!err)
+			st->synced_gen = target;
+		pthread_cond_broadcast(&st->sync_cond);
+		if (err)
+			break;
+	}
+	pthread_mutex_unlock(&st->sync_lock);
+	return err;
+}
+
+static int write_full(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void make_header(uint8_t h[STORE_HEADER_BYTES], const void *data,
+			size_t len)
+{
+	memcpy(h, STORE_MAGIC, 4);
+	for (int i = 0; i < 4; i++)
+		h[4 + i] = (uint8_t)(len >> (8 * i));
+	crypto_generichash(h + 8, STORE_SUM_BYTES, data, len, NULL, 0);
+}
+
+int store_put(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
+	      const void *data, size_t len)
+{
+	char hex[2 * STORE_ADDR_BYTES + 1], tmp[128] = "";
+	uint8_t h[STORE_HEADER_BYTES];
+	unsigned slot = addr_slot(addr);
+	int dfd = -1, fd = -1, err = 0;
+	bool linked = false;
+
+	if (len > STORE_MAX_BLOCK)
+		return -E2BIG;
+	addr_hex(addr, hex);
+	dfd = slot_dir_open(st, slot, true);
+	if (dfd < 0) {
+		err = dfd;
+		goto out;
+	}
+	if (faccessat(dfd, hex, F_OK, 0) == 0)
+		goto out;                        /* already held: a no-op */
+	snprintf(tmp, sizeof(tmp), ".tmp-%.16s-%llu", hex,
+		 (unsigned long long)__atomic_add_fetch(&st->tmp_seq, 1,
+							__ATOMIC_RELAXED));
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	make_header(h, data, len);
+	err = write_full(fd, h, sizeof(h));
+	if (!err)
+		err = write_full(fd, data, len);
+	if (!err && fdatasync(fd) < 0)   /* bytes durable before the name */
+		err = -errno;
+	if (err)
+		goto out;
+	if (linkat(dfd, tmp, dfd, hex, 0) < 0) {
+		err = errno == EEXIST ? 0 : -errno;
+		goto out;                        /* EEXIST: a racing PUT won */
+	}
+	linked = true;
+	unlinkat(dfd, tmp, 0);
+	tmp[0] = '\0';
+	err = slot_commit(st, slot);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (dfd >= 0 && fd >= 0 && tmp[0])
+		unlinkat(dfd, tmp, 0);
+	if (dfd >= 0)
+		close(dfd);
+	if (err) {
+		STAT_ADD(st, errors, 1);
+		return err;
+	}
+	STAT_ADD(st, puts, 1);
+	if (!linked)
+		return 0;
+	STAT_ADD(st, puts_new, 1);
+	STAT_ADD(st, blocks, 1);
+	STAT_ADD(st, bytes, len);
+	STAT_ADD(st, bytes_written, len);
+	return 1;
+}
+
+void store_block_path(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
+		      char *buf, size_t len)
+{
+	char hex[2 * STORE_ADDR_BYTES + 1], sn[8];
+
+	addr_hex(addr, hex);
+	slot_name(addr_slot(addr), sn);
+	snprintf(buf, len, "%s/%s/%s", st->root, sn, hex);
+}
+
+static int read_full(int fd, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = read(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EBADMSG;         /* shorter than its header says */
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int block_open(struct store *st, const uint8_t *addr, int flags)
+{
+	char hex[2 * STORE_ADDR_BYTES + 1], path[80];
+	int fd;
+
+	addr_hex(addr, hex);
+	snprintf(path, sizeof(path), "%04x/%s", addr_slot(addr), hex);
+	fd = openat(st->blocks_fd, path, flags | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int store_get(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
+	      uint8_t **out, size_t *out_len)
+{
+	uint8_t h[STORE_HEADER_BYTES], sum[STORE_SUM_BYTES], *buf = NULL;
+	struct stat sb;
+	uint32_t len = 0;
+	int fd, err;
+
+	fd = block_open(st, addr, O_RDONLY);
+	if (fd < 0) {
+		err = fd;
+		goto out;
+	}
+	err = fstat(fd, &sb) < 0 ? -errno : 0;
+	if (!err)
+		err = read_full(fd, h, sizeof(h));
+	if (err)
+		goto out;
+	for (int i = 0; i < 4; i++)
+		len |= (uint32_t)h[4 + i] << (8 * i);
+	if (memcmp(h, STORE_MAGIC, 4) || len > STORE_MAX_BLOCK ||
+	    (uint64_t)sb.st_size != (uint64_t)len + STORE_HEADER_BYTES) {
+		err = -EBADMSG;
+		goto out;
+	}
+	buf = malloc(len ? len : 1);
+	if (!buf) {
+		err = -ENOMEM;
+		goto out;
+	}
+	err = read_full(fd, buf, len);
+	if (err)
+		goto out;
+	crypto_generichash(sum, sizeof(sum), buf, len, NULL, 0);
+	if (sodium_memcmp(sum, h + 8, sizeof(sum)) != 0)
+		err = -EBADMSG;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (err) {
+		free(buf);
+		if (err == -EBADMSG)
+			STAT_ADD(st, corrupt, 1);
+		else if (err != -ENOENT)
+			STAT_ADD(st, errors, 1);
+		return err;
+	}
+	STAT_ADD(st, gets, 1);
+	STAT_ADD(st, bytes_read, len);
+	*out = buf;
+	*out_len = len;
+	return 0;
+}
+
+int store_has(struct store *st, const uint8_t addr[STORE_ADDR_BYTES])
+{
+	char hex[2 * STORE_ADDR_BYTES + 1], path[80];
+
+	addr_hex(addr, hex);
+	snprintf(path, sizeof(path), "%04x/%s", addr_slot(addr), hex);
+	if (faccessat(st->blocks_fd, path, F_OK, 0) == 0)
+		return 1;
+	return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
+}
+
+int store_delete(struct store *st, const uint8_t addr[STORE_ADDR_BYTES])
+{
+	char hex[2 * STORE_ADDR_BYTES + 1];
+	unsigned slot = addr_slot(addr);
+	struct stat sb;
+	int dfd, err = 0;
+
+	addr_hex(addr, hex);
+	dfd = slot_dir_open(st, slot, false);
+	if (dfd < 0)
+		return dfd;
+	if (fstatat(dfd, hex, &sb, 0) < 0 || unlinkat(dfd, hex, 0) < 0) {
+		err = -errno;
+		goto out;
+	}
+	STAT_SUB(st, blocks, 1);
+	if (sb.st_size >= STORE_HEADER_BYTES)
+		STAT_SUB(st, bytes, (uint64_t)sb.st_size - STORE_HEADER_BYTES);
+	STAT_ADD(st, deletes, 1);
+	err = slot_commit(st, slot);
+out:
+	close(dfd);
+	return err;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, STORE_ADDR_BYTES);
+}
+
+int store_list(struct store *st, unsigned slot, const uint8_t *after,
+	       struct store_entry *out, unsigned max, bool *more)
+{
+	struct store_entry *all = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *e;
+	struct stat sb;
+	DIR *d;
+	int fd, err = 0;
+
+	*more = false;
+	if (slot >= STORE_SLOTS)
+		return -EINVAL;
+	fd = slot_dir_open(st, slot, false);
+	if (fd < 0)
+		return fd == -ENOENT ? 0 : fd;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	while ((e = readdir(d))) {
+		uint8_t a[STORE_ADDR_BYTES];
+
+		if (hex_addr(e->d_name, a))
+			continue;
+		if (after && memcmp(a, after, STORE_ADDR_BYTES) <= 0)
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &sb, 0) < 0 ||
+		    sb.st_size < STORE_HEADER_BYTES)
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? 2 * cap : 256;
+			struct store_entry *na = realloc(all, nc * sizeof(*na));
+
+			if (!na) {
+				err = -ENOMEM;
+				goto out;
+			}
+			all = na;
+			cap = nc;
+		}
+		memcpy(all[n].addr, a, STORE_ADDR_BYTES);
+		all[n].size = (uint32_t)(sb.st_size - STORE_HEADER_BYTES);
+		n++;
+	}
+	if (n)
+		qsort(all, n, sizeof(*all), entry_cmp);
+	if (n > max) {
+		*more = true;
+		n = max;
+	}
+	if (n)
+		memcpy(out, all, n * sizeof(*out));
+	err = (int)n;
+out:
+	closedir(d);
+	free(all);
+	return err;
+}
+
+void store_get_stats(struct store *st, struct store_stats *out)
+{
+	uint64_t *src = (uint64_t *)&st->stats, *dst = (uint64_t *)out;
+
+	for (size_t i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}

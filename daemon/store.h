@@ -1,0 +1,70 @@
+/*
+ * store: the block store on local disk, one file per block.
+ *
+ * Layout: DIR/blocks/SSSS/<64 hex address>, SSSS the slot in hex, so a slot
+ * can be listed, moved and dropped as a unit. Each file is a 24-byte header
+ * (magic "CRB1", u32 length, BLAKE2b-128 of the block bytes) followed by
+ * the block. A PUT writes a temporary file, fdatasyncs it, links it to its
+ * final name (link, not rename: a block already present is never replaced),
+ * and fsyncs the slot directory before it returns; concurrent PUTs share
+ * directory fsyncs (group commit). GET verifies the checksum and never
+ * returns bytes that fail it.
+ *
+ * Knows nothing of the network or the cluster map. Never logs.
+ * Thread-safety: every function may be called from any thread at once.
+ */
+#ifndef CAIRN_STORE_H
+#define CAIRN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_ADDR_BYTES 32
+#define STORE_HEADER_BYTES 24
+#define STORE_SUM_BYTES 16
+#define STORE_MAX_BLOCK (65u * 1024 * 1024)
+
+struct store;
+
+struct store_stats {
+	uint64_t blocks, bytes;          /* held now */
+	uint64_t puts, puts_new, bytes_written;
+	uint64_t gets, bytes_read;
+	uint64_t deletes, errors, corrupt;
+};
+
+struct store_entry {
+	uint8_t addr[STORE_ADDR_BYTES];
+	uint32_t size;                   /* block bytes, without the header */
+};
+
+/* Open (creating DIR/blocks if needed), remove temporary files left by a
+ * crash and count what is held. Returns 0 or -errno. */
+int store_open(const char *dir, struct store **out)
+	__attribute__((warn_unused_result));
+/* NULL is fine. Callers make sure no call is running. */
+void store_close(struct store *st);
+
+/* Store a block durably. Returns 1 stored, 0 already held, -ENOSPC disk
+ * full, -E2BIG over STORE_MAX_BLOCK, -EIO or another -errno. */
+int store_put(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
+	      const void *data, size_t len) __attribute__((warn_unused_result));
+/* Read and verify a block; *out is malloc'd (caller frees). -ENOENT absent,
+ * -EBADMSG the stored copy fails its checksum or header. */
+int store_get(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
+	      uint8_t **out, size_t *out_len) __attribute__((warn_unused_result));
+/* 1 held, 0 absent, -errno. */
+int store_has(struct store *st, const uint8_t addr[STORE_ADDR_BYTES]);
+/* 0 or -ENOENT. The directory is fsynced. */
+int store_delete(struct store *st, const uint8_t addr[STORE_ADDR_BYTES]);
+/* Up to max entries of a slot in address order, after `after` (NULL: from
+ * the start). Returns the count; *more says whether entries remain. */
+int store_list(struct store *st, unsigned slot, const uint8_t *after,
+	       struct store_entry *out, unsigned max, bool *more);
+void store_get_stats(struct store *st, struct store_stats *out);
+/* Path of the file holding addr (for tests and scrub). */
+void store_block_path(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
+		      char *buf, size_t len);
+
+#endif

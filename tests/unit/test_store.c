@@ -1,0 +1,291 @@
+/*
+ * test_store: the block store on a real temp directory.
+ *
+ * Block contents and addresses come from a seed (printed; replay with
+ * CAIRNFS_TEST_SEED).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "daemon/store.h"
+
+static unsigned long long seed;
+
+struct fixture {
+	char dir[64];
+	struct store *st;
+};
+
+static void fill(void *buf, size_t len, unsigned long long tag)
+{
+	uint8_t key[crypto_stream_chacha20_KEYBYTES] = {0};
+	uint8_t nonce[crypto_stream_chacha20_NONCEBYTES] = {0};
+
+	memcpy(key, &seed, sizeof(seed));
+	memcpy(nonce, &tag, sizeof(tag));
+	crypto_stream_chacha20(buf, len, nonce, key);
+}
+
+static void addr_for(uint8_t addr[32], const void *data, size_t len)
+{
+	crypto_generichash(addr, 32, data, len, NULL, 0);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_store.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(store_open(f->dir, &f->st), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	store_close(f->st);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+static void test_put_get_has_list_delete_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 20 };
+	uint8_t addrs[N][32], *got;
+	size_t got_len;
+	struct store_stats s;
+
+	for (int i = 0; i < N; i++) {
+		size_t len = (size_t)(i * 997 + 1);
+		uint8_t *b = malloc(len);
+
+		fill(b, len, (unsigned long long)i);
+		addr_for(addrs[i], b, len);
+		/* put some into one slot so list has something to page */
+		if (i % 2 == 0) {
+			addrs[i][0] = 0x12;
+			addrs[i][1] = 0x30;
+		}
+		assert_int_equal(store_has(f->st, addrs[i]), 0);
+		assert_int_equal(store_put(f->st, addrs[i], b, len), 1);
+		assert_int_equal(store_has(f->st, addrs[i]), 1);
+		assert_int_equal(store_get(f->st, addrs[i], &got, &got_len), 0);
+		assert_int_equal(got_len, len);
+		assert_memory_equal(got, b, len);
+		free(got);
+		free(b);
+	}
+	store_get_stats(f->st, &s);
+	assert_int_equal(s.blocks, N);
+	assert_int_equal(s.puts_new, N);
+
+	/* slot 0x12<<6 | 0x30>>2 = 1164 holds the 10 even blocks: page by 3 */
+	unsigned slot = (0x12u << 6) | (0x30u >> 2), total = 0;
+	struct store_entry e[3];
+	uint8_t after[32];
+	bool more = true, have_after = false;
+
+	while (more) {
+		int n = store_list(f->st, slot, have_after ? after : NULL, e, 3,
+				   &more);
+		assert_true(n >= 0 && n <= 3);
+		for (int i = 0; i < n; i++) {
+			if (have_after || i)
+				assert_true(memcmp(i ? e[i - 1].addr : after,
+						   e[i].addr, 32) < 0);
+		}
+		if (n) {
+			memcpy(after, e[n - 1].addr, 32);
+			have_after = true;
+		}
+		total += (unsigned)n;
+	}
+	assert_int_equal(total, N / 2);
+
+	assert_int_equal(store_delete(f->st, addrs[0]), 0);
+	assert_int_equal(store_has(f->st, addrs[0]), 0);
+	assert_int_equal(store_get(f->st, addrs[0], &got, &got_len), -ENOENT);
+	assert_int_equal(store_delete(f->st, addrs[0]), -ENOENT);
+	store_get_stats(f->st, &s);
+	assert_int_equal(s.blocks, N - 1);
+}
+
+static void test_put_twice_is_a_noop(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t b[4096], other[4096], addr[32], *got;
+	size_t got_len;
+	struct store_stats s;
+
+	fill(b, sizeof(b), 100);
+	fill(other, sizeof(other), 101);
+	addr_for(addr, b, sizeof(b));
+	assert_int_equal(store_put(f->st, addr, b, sizeof(b)), 1);
+	/* a second put of the address does not replace what is held */
+	assert_int_equal(store_put(f->st, addr, other, sizeof(other)), 0);
+	assert_int_equal(store_get(f->st, addr, &got, &got_len), 0);
+	assert_memory_equal(got, b, sizeof(b));
+	free(got);
+	store_get_stats(f->st, &s);
+	assert_int_equal(s.puts, 2);
+	assert_int_equal(s.puts_new, 1);
+	assert_int_equal(s.blocks, 1);
+	assert_int_equal(s.bytes, sizeof(b));
+}
+
+static void test_corrupt_file_is_reported_not_returned(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t b[10000], addr[32], *got = NULL, byte;
+	size_t got_len = 0;
+	char path[512];
+	int fd;
+	off_t off;
+
+	fill(b, sizeof(b), 200);
+	addr_for(addr, b, sizeof(b));
+	assert_int_equal(store_put(f->st, addr, b, sizeof(b)), 1);
+	store_block_path(f->st, addr, path, sizeof(path));
+	off = STORE_HEADER_BYTES + (off_t)(seed % sizeof(b));
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &byte, 1, off), 1);
+	byte ^= 0x04;
+	assert_int_equal(pwrite(fd, &byte, 1, off), 1);
+	close(fd);
+	assert_int_equal(store_get(f->st, addr, &got, &got_len), -EBADMSG);
+	assert_null(got);
+
+	/* a truncated file is corrupt too */
+	assert_int_equal(truncate(path, STORE_HEADER_BYTES + 10), 0);
+	assert_int_equal(store_get(f->st, addr, &got, &got_len), -EBADMSG);
+	struct store_stats s;
+	store_get_stats(f->st, &s);
+	assert_int_equal(s.corrupt, 2);
+}
+
+static void test_open_removes_temp_files_and_counts_blocks(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t b[300], addr[32];
+	char path[512], tmp[600];
+	struct store_stats s;
+	int fd;
+
+	fill(b, sizeof(b), 300);
+	addr_for(addr, b, sizeof(b));
+	assert_int_equal(store_put(f->st, addr, b, sizeof(b)), 1);
+	store_block_path(f->st, addr, path, sizeof(path));
+	/* a crash mid-PUT leaves a temp file beside the blocks */
+	snprintf(tmp, sizeof(tmp), "%.*s/.tmp-dead-1",
+		 (int)(strrchr(path, '/') - path), path);
+	fd = open(tmp, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "partial", 7), 7);
+	close(fd);
+	store_close(f->st);
+	assert_int_equal(store_open(f->dir, &f->st), 0);
+	assert_int_equal(access(tmp, F_OK), -1);
+	assert_int_equal(access(path, F_OK), 0);
+	store_get_stats(f->st, &s);
+	assert_int_equal(s.blocks, 1);
+	assert_int_equal(s.bytes, sizeof(b));
+}
+
+struct worker {
+	struct store *st;
+	int id;
+	int stored;
+};
+
+enum { THREADS = 4, PER_THREAD = 50 };
+
+static void *put_worker(void *arg)
+{
+	struct worker *w = arg;
+	uint8_t b[2048], addr[32];
+
+	for (int i = 0; i < PER_THREAD; i++) {
+		/* threads put overlapping sets: block i is put by every thread */
+		fill(b, sizeof(b), 1000 + (unsigned long long)i);
+		addr_for(addr, b, sizeof(b));
+		if (store_put(w->st, addr, b, sizeof(b)) == 1)
+			w->stored++;
+		fill(b, sizeof(b), 100000 + (unsigned long long)(w->id * 1000 + i));
+		addr_for(addr, b, sizeof(b));
+		if (store_put(w->st, addr, b, sizeof(b)) == 1)
+			w->stored++;
+	}
+	return NULL;
+}
+
+static void test_concurrent_puts_store_each_block_once(void **state)
+{
+	struct fixture *f = *state;
+	pthread_t t[THREADS];
+	struct worker w[THREADS];
+	int stored = 0;
+	struct store_stats s;
+
+	for (int i = 0; i < THREADS; i++) {
+		w[i] = (struct worker){ .st = f->st, .id = i };
+		assert_int_equal(pthread_create(&t[i], NULL, put_worker, &w[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(t[i], NULL);
+		stored += w[i].stored;
+	}
+	/* shared blocks stored once, private ones once each */
+	assert_int_equal(stored, PER_THREAD + THREADS * PER_THREAD);
+	store_get_stats(f->st, &s);
+	assert_int_equal(s.blocks, PER_THREAD + THREADS * PER_THREAD);
+	assert_int_equal(s.puts, 2 * THREADS * PER_THREAD);
+	for (int i = 0; i < PER_THREAD; i++) {
+		uint8_t b[2048], addr[32], *got;
+		size_t len;
+
+		fill(b, sizeof(b), 1000 + (unsigned long long)i);
+		addr_for(addr, b, sizeof(b));
+		assert_int_equal(store_get(f->st, addr, &got, &len), 0);
+		assert_memory_equal(got, b, sizeof(b));
+		free(got);
+	}
+}
+
+int main(void)
+{
+	const char *env = getenv("CAIRNFS_TEST_SEED");
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_put_get_has_list_delete_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_put_twice_is_a_noop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_file_is_reported_not_returned, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_removes_temp_files_and_counts_blocks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_puts_store_each_block_once, setup, teardown),
+	};
+
+	if (sodium_init() < 0)
+		return 1;
+	seed = env ? strtoull(env, NULL, 0) : randombytes_random();
+	printf("# CAIRNFS_TEST_SEED=%llu\n", seed);
+	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
