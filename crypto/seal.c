@@ -28,6 +28,8 @@ struct seal_ctx {
 	ZSTD_DCtx *dctx;
 	uint8_t *scratch;
 	size_t scratch_cap;
+	const struct keys *check_for;  /* whose key check is cached below */
+	uint8_t check[4];
 };
 
 size_t seal_bound(size_t chunk_len)
@@ -89,15 +91,22 @@ static int seal_scratch(struct seal_ctx *s, size_t need)
 	return 0;
 }
 
-/* The 4-byte check that tells "another volume's key" from corruption. */
-static void seal_key_check(const struct keys *k, uint8_t out[4])
+/* The 4-byte check that tells "another volume's key" from corruption;
+ * cached per context, since a context almost always serves one volume. */
+static void seal_key_check(struct seal_ctx *s, const struct keys *k,
+			   uint8_t out[4])
 {
 	static const char label[] = "cairnfs-keycheck";
 	uint8_t h[16];
 
-	crypto_generichash(h, sizeof(h), (const uint8_t *)label, sizeof(label) - 1,
-			   keys_subkey(k, KEYS_ENCRYPT), KEYS_SUBKEY_BYTES);
-	memcpy(out, h, 4);
+	if (s->check_for != k) {
+		crypto_generichash(h, sizeof(h), (const uint8_t *)label,
+				   sizeof(label) - 1, keys_subkey(k, KEYS_ENCRYPT),
+				   KEYS_SUBKEY_BYTES);
+		memcpy(s->check, h, 4);
+		s->check_for = k;
+	}
+	memcpy(out, s->check, 4);
 }
 
 /* ad = header || addr, built in one small buffer. */
@@ -140,7 +149,7 @@ ssize_t seal_block(struct seal_ctx *s, const struct keys *k,
 	o[6] = o[7] = 0;
 	for (int i = 0; i < 4; i++)
 		o[8 + i] = (uint8_t)(len >> (8 * i));
-	seal_key_check(k, o + 12);
+	seal_key_check(s, k, o + 12);
 	randombytes_buf(o + 16, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
 	seal_ad(o, addr, ad);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(o + SEAL_HEADER_BYTES, &clen,
@@ -194,7 +203,7 @@ ssize_t seal_open(struct seal_ctx *s, const struct keys *k,
 	rc = seal_peek(blk, len, &info);
 	if (rc < 0)
 		goto fail;
-	seal_key_check(k, check);
+	seal_key_check(s, k, check);
 	if (memcmp(check, b + 12, 4)) {
 		rc = -EKEYREJECTED;
 		goto fail;
