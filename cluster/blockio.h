@@ -66,10 +66,11 @@ int blockio_put_many(struct blockio *b, const uint8_t (*addrs)[32],
 		     int *errs);
 
 /*
- * Fetch a block. `skip` counts how many holders to pass over (0: the first
- * owner; call again with skip+1 when the copy you got failed seal_open).
- * *blk is malloc'd (caller frees). Returns 0, -ENOENT when no holder has it,
- * or the last error when holders could not be reached (-ETIMEDOUT, ...);
+ * Fetch a block from holder number `skip` of its slot: the owners in order,
+ * then a moving slot's previous owners. Callers walk skip = 0, 1, 2... until
+ * a copy opens (a bad copy, an unreachable holder or a holder without it:
+ * go on to the next). *blk is malloc'd (caller frees). Returns 0, -ENOENT
+ * (this holder does not have it), a transport error (-ETIMEDOUT, ...), or
  * -ENODATA when skip is past the last holder.
  */
 int blockio_get(struct blockio *b, const uint8_t addr[32], unsigned skip,

@@ -150,13 +150,14 @@ ssize_t chunkio_get(struct chunkio *io, const uint8_t addr[32], void *out,
 		int rc;
 
 		rc = blockio_get(io->b, addr, skip, &blk, &blen);
-		if (rc == -ENODATA || (rc == -ENOENT && skip > 0))
+		if (rc == -ENODATA)
 			break;          /* no more holders to try */
 		if (rc < 0) {
-			last_err = rc;
-			if (rc == -ENOENT)
-				break;
-			continue;       /* unreachable holder: try the next */
+			/* a holder without it, or out of reach: the next one;
+			 * a transport error is more telling than "absent" */
+			if (rc != -ENOENT)
+				last_err = rc;
+			continue;
 		}
 		n = seal_open(ctx, io->k, addr, blk, blen, out, cap);
 		free(blk);
