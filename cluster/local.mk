@@ -53,3 +53,11 @@ cluster_cairnctl_SOURCES = \
 	cluster/progress.c cluster/progress.h
 cluster_cairnctl_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
 cluster_cairnctl_LDADD = chunker/libchunker.a $(CLUSTER_LIBS)
+
+# cairnctl: integration tests with real daemons, and the cluster benchmark
+TESTS += tests/integ/t-ctl-putget.sh
+dist_check_SCRIPTS += tests/integ/t-ctl-putget.sh
+EXTRA_DIST += tests/bench/bench_cluster.sh
+noinst_PROGRAMS += tests/bench/tcpbench
+tests_bench_tcpbench_SOURCES = tests/bench/tcpbench.c
+tests_bench_tcpbench_LDADD = $(PTHREAD_LIBS)

@@ -1,12 +1,33 @@
 # daemon: cairnd, the storage daemon (libev)
 noinst_LIBRARIES += daemon/libdaemon.a
 daemon_libdaemon_a_SOURCES = \
-	daemon/store.c daemon/store.h
+	daemon/store.c daemon/store.h \
+	daemon/diskpool.c daemon/diskpool.h \
+	daemon/peer.c daemon/peer.h \
+	daemon/srv.c daemon/srv.h
 daemon_libdaemon_a_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
 DAEMON_LIBS = daemon/libdaemon.a $(CLUSTER_LIBS) $(EV_LIBS)
+
+sbin_PROGRAMS += daemon/cairnd
+daemon_cairnd_SOURCES = daemon/cairnd.c
+daemon_cairnd_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS) $(SYSTEMD_CFLAGS)
+daemon_cairnd_LDADD = $(DAEMON_LIBS) $(SYSTEMD_LIBS)
 
 check_PROGRAMS += tests/unit/test_store
 TESTS += tests/unit/test_store
 tests_unit_test_store_SOURCES = tests/unit/test_store.c
 tests_unit_test_store_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SODIUM_CFLAGS)
 tests_unit_test_store_LDADD = $(DAEMON_LIBS) $(CMOCKA_LIBS)
+
+# wireprobe: a raw and well-behaved test client of cairnd
+check_PROGRAMS += tests/integ/wireprobe
+tests_integ_wireprobe_SOURCES = tests/integ/wireprobe.c
+tests_integ_wireprobe_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
+tests_integ_wireprobe_LDADD = $(DAEMON_LIBS)
+
+DAEMON_INTEG = tests/integ/t-daemon-badinput.sh \
+	tests/integ/t-daemon-durable.sh tests/integ/t-daemon-gossip.sh \
+	tests/integ/t-daemon-fulldisk.sh
+TESTS += $(DAEMON_INTEG)
+dist_check_SCRIPTS += $(DAEMON_INTEG)
+EXTRA_DIST += tests/integ/lib.sh

@@ -26,7 +26,10 @@ fs_cleanup() {
 	[ -n "$FS_PID" ] && kill -9 "$FS_PID" 2>/dev/null
 	true
 }
-integ_on_exit fs_cleanup
+# Unmount before lib.sh kills the daemons, keeping the test's exit status.
+trap 'rc_=$?; fs_cleanup; (exit $rc_); integ_cleanup' EXIT
+
+daemon_pid() { eval "echo \$PID_$1"; }
 
 ctl() { timeout 300 cairnctl --config-dir "$CFG" "$@"; }
 
@@ -34,11 +37,10 @@ fs_cluster() {
 	fs_n=${1:-3} fs_r=${2:-2}
 	ctl cluster init --replicas "$fs_r" >/dev/null || fail "cairnctl cluster init failed"
 	CAIRN_SECRET_FILE=$CFG/cluster.secret
-	CAIRN_ADMIN_PUB=$CFG/admin.pub
-	export CAIRN_SECRET_FILE CAIRN_ADMIN_PUB
+	export CAIRN_SECRET_FILE
 	i=1
 	while [ $i -le "$fs_n" ]; do
-		daemon_start $i || fail "daemon $i did not start"
+		daemon_start $i --admin-pubkey-file "$CFG/admin.pub" || fail "daemon $i did not start"
 		i=$((i + 1))
 	done
 	i=1

@@ -1,0 +1,1529 @@
+/*
+ * srv: cairnd's event loop and operations.
+ *
+ * One libev loop owns every socket. A connection reads one frame at a time:
+ * the 16-byte header is checked by proto_decode_header() before any payload
+ * is buffered, and the payload buffer grows only as bytes arrive, so a
+ * declared length costs nothing until it is sent. Before the handshake only
+ * HELLO frames and PROTO_PREAUTH_MAX_BYTES in all are accepted; after it,
+ * every frame must carry a valid tag (hs_verify_frame), so a replayed or
+ * reordered frame closes the connection.
+ *
+ * Disk work (PUT, GET, HAS, DELETE, LIST_SLOT, NODE_STATUS, MAP_PUSH's
+ * write) runs on the diskpool; answers come back on the loop. Answers may
+ * leave in another order than requests came: request ids pair them.
+ *
+ * Limits that keep a bad peer from hurting others: a connection cap; a
+ * handshake deadline; a frame deadline (a started frame must complete);
+ * an idle timeout; at most CONN_MAX_INFLIGHT requests in flight and
+ * CONN_OUT_HIGH bytes of answers queued before we stop reading; a peer
+ * that does not read its answers for frame-timeout is dropped.
+ *
+ * The map: current map under map_lock (short holds, the loop takes it);
+ * adopting a map (MAP_PUSH, gossip) holds adopt_lock across the file
+ * write, so the loop never waits on a disk for the map.
+ */
+#define _GNU_SOURCE
+#include "daemon/srv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/statvfs.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "cluster/log.h"
+#include "cluster/proto.h"
+#include "daemon/diskpool.h"
+#include "daemon/peer.h"
+#include "daemon/store.h"
+
+#define CONN_MAX_INFLIGHT 64
+#define CONN_OUT_HIGH (8u << 20)
+#define CONN_BODY_STEP (64u << 10)
+#define EPOCH_BYTES 8
+
+_Static_assert(PEER_CTX_BYTES == 40, "handshake ctx layout");
+
+enum conn_state { CONN_HELLO, CONN_FINISH, CONN_AUTH };
+
+struct outbuf {
+	struct outbuf *next;
+	size_t len, off;
+	uint8_t data[];
+};
+
+struct conn {
+	struct srv *srv;
+	struct conn *prev, *next;
+	int fd;
+	char peer[80];
+	ev_io rio, wio;
+	enum conn_state state;
+	struct handshake *hs;
+	struct hs_session sess;
+	size_t preauth_bytes;
+	/* the frame being read */
+	uint8_t hdr[PROTO_HEADER_BYTES];
+	size_t hdr_have;
+	struct proto_header h;
+	uint8_t *body;                   /* payload then tag */
+	size_t body_need, body_have, body_cap;
+	bool in_body;
+	/* answers */
+	struct outbuf *out_head, *out_tail;
+	size_t out_bytes;
+	unsigned inflight;
+	int refs;                        /* the loop's + one per job */
+	bool closed, paused;
+	ev_tstamp accepted, last_active, frame_start, last_write;
+};
+
+struct srv {
+	struct srv_opts o;
+	char *data_dir;
+	struct ev_loop *loop;
+	struct store *st;
+	struct diskpool *dp;
+	int lfd;
+	char listen_addr[300];
+	ev_io lio;
+	ev_timer sweep, accept_retry, drain;
+	ev_signal sigterm, sigint;
+	struct conn *conns;
+	unsigned n_conns;
+	bool stopping;
+	ev_tstamp stop_time;
+	uint8_t node_id[CMAP_NODE_ID_BYTES];
+	ev_tstamp started;
+	uint64_t proto_errors, auth_failures;   /* loop thread only */
+	/* the map */
+	pthread_mutex_t map_lock;        /* guards map, map_enc, admin pk */
+	pthread_mutex_t adopt_lock;      /* serialises adoption; taken first */
+	struct cmap *map;
+	uint8_t *map_enc;
+	size_t map_len;
+	uint64_t epoch;
+	bool have_pk;
+	uint8_t pk[CMAP_PK_BYTES];
+	/* gossip */
+	pthread_t gossip;
+	bool gossip_started;
+	pthread_mutex_t gossip_lock;
+	pthread_cond_t gossip_cond;
+	bool gossip_stop;
+};
+
+/* ---------- small file helpers ---------- */
+
+static int write_file_atomic(const char *dir, const char *name,
+			     const void *buf, size_t len)
+{
+	char tmp[4096], path[4096];
+	int fd = -1, dfd = -1, err = 0;
+	const uint8_t *p = buf;
+
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = -errno;
+			goto out;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (fsync(fd) < 0 || rename(tmp, path) < 0) {
+		err = -errno;
+		goto out;
+	}
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd) < 0)
+		err = -errno;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (dfd >= 0)
+		close(dfd);
+	if (err)
+		unlink(tmp);
+	return err;
+}
+
+static int read_file(const char *path, size_t max, uint8_t **out, size_t *len)
+{
+	struct stat sb;
+	uint8_t *buf = NULL;
+	size_t have = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) < 0 || (size_t)sb.st_size > max) {
+		err = fstat(fd, &sb) < 0 ? -errno : -EFBIG;
+		goto out;
+	}
+	buf = malloc((size_t)sb.st_size + 1);
+	if (!buf) {
+		err = -ENOMEM;
+		goto out;
+	}
+	while (have < (size_t)sb.st_size) {
+		ssize_t n = read(fd, buf + have, (size_t)sb.st_size - have);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			err = n < 0 ? -errno : -EIO;
+			goto out;
+		}
+		have += (size_t)n;
+	}
+	buf[have] = '\0';
+out:
+	close(fd);
+	if (err) {
+		free(buf);
+		return err;
+	}
+	*out = buf;
+	*len = have;
+	return 0;
+}
+
+/* ---------- the map ---------- */
+
+static uint64_t srv_epoch(struct srv *s)
+{
+	uint64_t e;
+
+	pthread_mutex_lock(&s->map_lock);
+	e = s->epoch;
+	pthread_mutex_unlock(&s->map_lock);
+	return e;
+}
+
+/*
+ * Adopt a signed map: valid signature (by the pinned admin key, or the key
+ * it carries on first use), same cluster, higher epoch. Persists it (and a
+ * first-use admin key) before it becomes current. Any thread.
+ * Returns 0, -ESTALE (not newer), -EBADMSG/-EKEYREJECTED (signature),
+ * -EPROTO (malformed), -EXDEV (another cluster) or an I/O error.
+ */
+static int srv_map_adopt(struct srv *s, const uint8_t *buf, size_t len)
+{
+	struct cmap *m = NULL;
+	uint8_t *copy = NULL, pk[CMAP_PK_BYTES];
+	bool have_pk, pin = false;
+	int err;
+
+	pthread_mutex_lock(&s->adopt_lock);
+	pthread_mutex_lock(&s->map_lock);
+	have_pk = s->have_pk;
+	memcpy(pk, s->pk, sizeof(pk));
+	pthread_mutex_unlock(&s->map_lock);
+	err = cmap_decode(buf, len, have_pk ? pk : NULL, &m);
+	if (err)
+		goto out;
+	pthread_mutex_lock(&s->map_lock);
+	if (s->map && cmap_epoch(m) <= s->epoch)
+		err = -ESTALE;
+	else if (s->map && memcmp(cmap_cluster_id(m), cmap_cluster_id(s->map),
+				  CMAP_CLUSTER_ID_BYTES))
+		err = -EXDEV;
+	pthread_mutex_unlock(&s->map_lock);
+	if (err)
+		goto out;
+	if (!have_pk) {
+		char hex[2 * CMAP_PK_BYTES + 2];
+
+		sodium_bin2hex(hex, sizeof(hex), cmap_admin_pk(m), CMAP_PK_BYTES);
+		hex[2 * CMAP_PK_BYTES] = '\n';
+		hex[2 * CMAP_PK_BYTES + 1] = '\0';
+		err = write_file_atomic(s->data_dir, "admin.pub", hex, strlen(hex));
+		if (err)
+			goto out;
+		pin = true;
+	}
+	copy = malloc(len);
+	if (!copy) {
+		err = -ENOMEM;
+		goto out;
+	}
+	memcpy(copy, buf, len);
+	err = write_file_atomic(s->data_dir, "map", buf, len);
+	if (err)
+		goto out;
+	pthread_mutex_lock(&s->map_lock);
+	cmap_free(s->map);
+	free(s->map_enc);
+	s->map = m;
+	s->map_enc = copy;
+	s->map_len = len;
+	s->epoch = cmap_epoch(m);
+	if (pin) {
+		memcpy(s->pk, cmap_admin_pk(m), CMAP_PK_BYTES);
+		s->have_pk = true;
+	}
+	pthread_mutex_unlock(&s->map_lock);
+	log_info("adopted cluster map epoch %llu",
+		 (unsigned long long)cmap_epoch(m));
+	m = NULL;
+	copy = NULL;
+out:
+	pthread_mutex_unlock(&s->adopt_lock);
+	cmap_free(m);
+	free(copy);
+	return err;
+}
+
+/* ---------- connections: output ---------- */
+
+static void conn_unref(struct conn *c)
+{
+	if (--c->refs > 0)
+		return;
+	while (c->out_head) {
+		struct outbuf *b = c->out_head;
+
+		c->out_head = b->next;
+		free(b);
+	}
+	free(c->body);
+	handshake_free(c->hs);
+	sodium_memzero(&c->sess, sizeof(c->sess));
+	free(c);
+}
+
+static void conn_close(struct conn *c, const char *why)
+{
+	struct srv *s = c->srv;
+
+	if (c->closed)
+		return;
+	if (why)
+		log_warn("peer %s: %s, closing", c->peer, why);
+	else
+		log_debug("peer %s: closed", c->peer);
+	c->closed = true;
+	ev_io_stop(s->loop, &c->rio);
+	ev_io_stop(s->loop, &c->wio);
+	close(c->fd);
+	c->fd = -1;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	s->n_conns--;
+	conn_unref(c);
+}
+
+static void conn_update_read(struct conn *c)
+{
+	bool want = !c->closed && !c->srv->stopping &&
+		    c->inflight < CONN_MAX_INFLIGHT && c->out_bytes < CONN_OUT_HIGH;
+
+	if (want && c->paused) {
+		ev_io_start(c->srv->loop, &c->rio);
+		c->paused = false;
+	} else if (!want && !c->paused && !c->closed) {
+		ev_io_stop(c->srv->loop, &c->rio);
+		c->paused = true;
+	}
+}
+
+/* Queue an answer: header, payload a then b, tag when authenticated. */
+static void conn_answer(struct conn *c, uint8_t op, uint8_t status,
+			uint64_t id, const void *a, size_t a_len,
+			const void *b, size_t b_len)
+{
+	struct proto_header h = { .version = PROTO_VERSION, .opcode = op,
+				  .flags = PROTO_F_RESPONSE, .status = status,
+				  .length = (uint32_t)(a_len + b_len),
+				  .request_id = id };
+	bool tag = c->state == CONN_AUTH;
+	size_t len = PROTO_HEADER_BYTES + a_len + b_len +
+		     (tag ? PROTO_TAG_BYTES : 0);
+	struct outbuf *o;
+
+	if (c->closed)
+		return;
+	o = malloc(sizeof(*o) + len);
+	if (!o) {
+		conn_close(c, "out of memory for an answer");
+		return;
+	}
+	o->next = NULL;
+	o->len = len;
+	o->off = 0;
+	proto_encode_header(&h, o->data);
+	if (a_len)
+		memcpy(o->data + PROTO_HEADER_BYTES, a, a_len);
+	if (b_len)
+		memcpy(o->data + PROTO_HEADER_BYTES + a_len, b, b_len);
+	if (tag) {
+		struct iovec iov = { o->data, PROTO_HEADER_BYTES + a_len + b_len };
+
+		hs_tag_frame(&c->sess, &iov, 1, o->data + iov.iov_len);
+	}
+	if (!c->out_head)
+		c->last_write = ev_now(c->srv->loop);
+	if (c->out_tail)
+		c->out_tail->next = o;
+	else
+		c->out_head = o;
+	c->out_tail = o;
+	c->out_bytes += len;
+	ev_io_start(c->srv->loop, &c->wio);
+	conn_update_read(c);
+}
+
+static void conn_status(struct conn *c, uint8_t op, int err, uint64_t id)
+{
+	conn_answer(c, op, proto_err_to_status(err), id, NULL, 0, NULL, 0);
+}
+
+static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct conn *c = w->data;
+	struct iovec iov[16];
+	int n = 0;
+	ssize_t got;
+
+	(void)loop;
+	(void)revents;
+	for (struct outbuf *b = c->out_head; b && n < 16; b = b->next, n++)
+		iov[n] = (struct iovec){ b->data + b->off, b->len - b->off };
+	if (!n) {
+		ev_io_stop(c->srv->loop, &c->wio);
+		return;
+	}
+	got = writev(c->fd, iov, n);
+	if (got < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return;
+		conn_close(c, "write failed");
+		return;
+	}
+	c->last_write = ev_now(c->srv->loop);
+	c->out_bytes -= (size_t)got;
+	while (got > 0) {
+		struct outbuf *b = c->out_head;
+		size_t left = b->len - b->off;
+
+		if ((size_t)got < left) {
+			b->off += (size_t)got;
+			break;
+		}
+		got -= (ssize_t)left;
+		c->out_head = b->next;
+		if (!c->out_head)
+			c->out_tail = NULL;
+		free(b);
+	}
+	if (!c->out_head)
+		ev_io_stop(c->srv->loop, &c->wio);
+	conn_update_read(c);
+}
+
+/* ---------- disk jobs ---------- */
+
+struct job {
+	struct diskpool_job dj;
+	struct conn *c;
+	uint8_t op;
+	uint64_t id;
+	uint8_t *frame;                  /* the request payload, owned */
+	size_t len;
+	int err;
+	uint8_t *resp;                   /* answer payload, malloc'd */
+	size_t resp_len;
+	bool resp_borrowed;
+};
+
+static void job_run(struct diskpool_job *dj);
+
+static void job_done(struct diskpool_job *dj)
+{
+	struct job *j = (struct job *)dj;
+	struct conn *c = j->c;
+	char a[9] = "";
+
+	if (j->err && j->err != -ENOENT && j->err != -ESTALE &&
+	    j->frame && j->len >= EPOCH_BYTES + PROTO_ADDR_BYTES)
+		log_addr_short(j->frame + EPOCH_BYTES, a);
+	if (j->err == -EBADMSG && j->op == PROTO_OP_GET)
+		log_err("block %s is corrupt on disk (checksum mismatch), "
+			"answering CORRUPT to %s", a, c->peer);
+	else if (j->err == -ENOSPC)
+		log_warn("cannot store block %s for %s: %s", a, c->peer,
+			 log_strerror(j->err));
+	else if (j->err && j->err != -ENOENT && j->err != -ESTALE &&
+		 j->op != PROTO_OP_MAP_PUSH)
+		log_warn("%s %s from %s failed: %s", proto_op_name(j->op), a,
+			 c->peer, log_strerror(j->err));
+	if (j->op == PROTO_OP_MAP_PUSH && j->err)
+		log_warn("peer %s: map push refused: %s", c->peer,
+			 log_strerror(j->err));
+	if (!c->closed) {
+		if (j->err == -ESTALE) {
+			uint8_t e[EPOCH_BYTES];
+
+			proto_put_u64(e, srv_epoch(c->srv));
+			conn_answer(c, j->op, PROTO_ST_STALE, j->id, e, sizeof(e),
+				    NULL, 0);
+		} else if (j->err == -EBADMSG && j->op == PROTO_OP_MAP_PUSH) {
+			conn_answer(c, j->op, PROTO_ST_BAD_SIGNATURE, j->id,
+				    NULL, 0, NULL, 0);
+		} else if (j->err) {
+			conn_status(c, j->op, j->err, j->id);
+		} else {
+			conn_answer(c, j->op, PROTO_ST_OK, j->id, j->resp,
+				    j->resp_len, NULL, 0);
+		}
+	}
+	c->inflight--;
+	conn_update_read(c);
+	conn_unref(c);
+	free(j->frame);
+	free(j->resp);
+	free(j);
+}
+
+static void job_submit(struct conn *c, uint8_t op, uint64_t id)
+{
+	struct job *j = calloc(1, sizeof(*j));
+
+	if (!j) {
+		conn_status(c, op, -ENOMEM, id);
+		return;
+	}
+	j->dj.run = job_run;
+	j->dj.done = job_done;
+	j->c = c;
+	j->op = op;
+	j->id = id;
+	j->frame = c->body;              /* the job takes the payload */
+	j->len = c->h.length;
+	c->body = NULL;
+	c->body_cap = 0;
+	c->refs++;
+	c->inflight++;
+	diskpool_submit(c->srv->dp, &j->dj);
+}
+
+static int job_alloc(struct job *j, size_t len)
+{
+	j->resp = malloc(len ? len : 1);
+	j->resp_len = len;
+	return j->resp ? 0 : -ENOMEM;
+}
+
+static void run_has(struct job *j, struct store *st)
+{
+	struct proto_reader r;
+	uint64_t epoch;
+	uint32_t n;
+	const uint8_t *addrs;
+
+	proto_reader_init(&r, j->frame, j->len);
+	proto_read_u64(&r, &epoch);
+	proto_read_u32(&r, &n);
+	if (r.bad || n > PROTO_HAS_MAX ||
+	    !proto_read_bytes(&r, (size_t)n * PROTO_ADDR_BYTES, &addrs) || r.left) {
+		j->err = -EPROTO;
+		return;
+	}
+	j->err = job_alloc(j, 4 + (n + 7) / 8);
+	if (j->err)
+		return;
+	memset(j->resp, 0, j->resp_len);
+	proto_put_u32(j->resp, n);
+	for (uint32_t i = 0; i < n; i++) {
+		int h = store_has(st, addrs + (size_t)i * PROTO_ADDR_BYTES);
+
+		if (h < 0) {
+			j->err = h;
+			return;
+		}
+		if (h)
+			j->resp[4 + i / 8] |= (uint8_t)(1u << (i % 8));
+	}
+}
+
+static void run_list(struct job *j, struct store *st)
+{
+	struct proto_reader r;
+	uint64_t epoch;
+	uint16_t slot;
+	uint32_t max;
+	uint8_t has_after;
+	const uint8_t *after;
+	struct store_entry *e;
+	bool more;
+	int n;
+
+	proto_reader_init(&r, j->frame, j->len);
+	proto_read_u64(&r, &epoch);
+	proto_read_u16(&r, &slot);
+	proto_read_u32(&r, &max);
+	proto_read_u8(&r, &has_after);
+	proto_read_bytes(&r, PROTO_ADDR_BYTES, &after);
+	if (r.bad || r.left || slot >= CMAP_SLOTS || has_after > 1) {
+		j->err = -EPROTO;
+		return;
+	}
+	if (max == 0 || max > PROTO_LIST_MAX)
+		max = PROTO_LIST_MAX;
+	e = malloc(max * sizeof(*e));
+	if (!e) {
+		j->err = -ENOMEM;
+		return;
+	}
+	n = store_list(st, slot, has_after ? after : NULL, e, max, &more);
+	if (n < 0) {
+		j->err = n;
+		goto out;
+	}
+	j->err = job_alloc(j, 5 + (size_t)n * (PROTO_ADDR_BYTES + 4));
+	if (j->err)
+		goto out;
+	proto_put_u32(j->resp, (uint32_t)n);
+	j->resp[4] = more;
+	for (int i = 0; i < n; i++) {
+		uint8_t *p = j->resp + 5 + (size_t)i * (PROTO_ADDR_BYTES + 4);
+
+		memcpy(p, e[i].addr, PROTO_ADDR_BYTES);
+		proto_put_u32(p + PROTO_ADDR_BYTES, e[i].size);
+	}
+out:
+	free(e);
+}
+
+static void run_status(struct job *j, struct srv *s)
+{
+	struct store_stats st;
+	struct statvfs vfs;
+	uint64_t v[PROTO_STAT_MAX + 1] = { 0 };
+
+	store_get_stats(s->st, &st);
+	if (statvfs(s->data_dir, &vfs) == 0) {
+		v[PROTO_STAT_DISK_TOTAL] = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+		v[PROTO_STAT_DISK_FREE] = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	}
+	v[PROTO_STAT_EPOCH] = srv_epoch(s);
+	v[PROTO_STAT_BLOCKS] = st.blocks;
+	v[PROTO_STAT_BYTES] = st.bytes;
+	v[PROTO_STAT_PUTS] = st.puts;
+	v[PROTO_STAT_PUT_NEW] = st.puts_new;
+	v[PROTO_STAT_PUT_BYTES] = st.bytes_written;
+	v[PROTO_STAT_GETS] = st.gets;
+	v[PROTO_STAT_GET_BYTES] = st.bytes_read;
+	v[PROTO_STAT_DELETES] = st.deletes;
+	v[PROTO_STAT_CORRUPT_BLOCKS] = st.corrupt;
+	/* loop-owned figures were copied into the request payload slot */
+	if (j->len == 4 * 8) {
+		v[PROTO_STAT_UPTIME_S] = proto_get_u64(j->frame);
+		v[PROTO_STAT_CONNECTIONS] = proto_get_u64(j->frame + 8);
+		v[PROTO_STAT_PROTO_ERRORS] = proto_get_u64(j->frame + 16);
+		v[PROTO_STAT_AUTH_FAILURES] = proto_get_u64(j->frame + 24);
+	}
+	j->err = job_alloc(j, 2 + PROTO_STAT_MAX * 10);
+	if (j->err)
+		return;
+	proto_put_u16(j->resp, PROTO_STAT_MAX);
+	for (unsigned k = 1; k <= PROTO_STAT_MAX; k++) {
+		proto_put_u16(j->resp + 2 + (k - 1) * 10, (uint16_t)k);
+		proto_put_u64(j->resp + 4 + (k - 1) * 10, v[k]);
+	}
+}
+
+static void job_run(struct diskpool_job *dj)
+{
+	struct job *j = (struct job *)dj;
+	struct srv *s = j->c->srv;
+	const uint8_t *addr = j->frame + EPOCH_BYTES;
+	int r;
+
+	switch (j->op) {
+	case PROTO_OP_PUT:
+		r = store_put(s->st, addr, addr + PROTO_ADDR_BYTES,
+			      j->len - EPOCH_BYTES - PROTO_ADDR_BYTES);
+		if (r >= 0 && !(j->err = job_alloc(j, 1)))
+			j->resp[0] = (uint8_t)r;
+		else if (r < 0)
+			j->err = r;
+		break;
+	case PROTO_OP_GET:
+		j->err = store_get(s->st, addr, &j->resp, &j->resp_len);
+		break;
+	case PROTO_OP_DELETE:
+		j->err = store_delete(s->st, addr);
+		break;
+	case PROTO_OP_HAS:
+		run_has(j, s->st);
+		break;
+	case PROTO_OP_LIST_SLOT:
+		run_list(j, s->st);
+		break;
+	case PROTO_OP_NODE_STATUS:
+		run_status(j, s);
+		break;
+	case PROTO_OP_MAP_PUSH:
+		j->err = srv_map_adopt(s, j->frame, j->len);
+		if (j->err == -EKEYREJECTED)
+			j->err = -EBADMSG;   /* both: not signed by our admin */
+		break;
+	default:
+		abort();                 /* dispatch submits only the above */
+	}
+}
+
+/* ---------- operations on the loop ---------- */
+
+/* Requests that name an epoch: older than ours gets STALE (0: none yet). */
+static bool op_check_epoch(struct conn *c, uint64_t id)
+{
+	uint64_t theirs = proto_get_u64(c->body), ours = srv_epoch(c->srv);
+	uint8_t e[EPOCH_BYTES];
+
+	if (theirs == 0 || theirs >= ours)
+		return true;
+	proto_put_u64(e, ours);
+	conn_answer(c, c->h.opcode, PROTO_ST_STALE, id, e, sizeof(e), NULL, 0);
+	return false;
+}
+
+static int op_block(struct conn *c)
+{
+	size_t min = EPOCH_BYTES + PROTO_ADDR_BYTES;
+
+	if (c->h.length < min)
+		return -EPROTO;
+	if (c->h.opcode != PROTO_OP_PUT && c->h.length != min)
+		return -EPROTO;
+	if (op_check_epoch(c, c->h.request_id))
+		job_submit(c, c->h.opcode, c->h.request_id);
+	return 0;
+}
+
+static int op_epoch_job(struct conn *c)
+{
+	if (c->h.length < EPOCH_BYTES)
+		return -EPROTO;
+	if (op_check_epoch(c, c->h.request_id))
+		job_submit(c, c->h.opcode, c->h.request_id);
+	return 0;
+}
+
+static int op_map_get(struct conn *c)
+{
+	struct srv *s = c->srv;
+	uint8_t *copy = NULL;
+	size_t len = 0;
+
+	if (c->h.length)
+		return -EPROTO;
+	pthread_mutex_lock(&s->map_lock);
+	if (s->map_enc && (copy = malloc(s->map_len))) {
+		memcpy(copy, s->map_enc, s->map_len);
+		len = s->map_len;
+	}
+	pthread_mutex_unlock(&s->map_lock);
+	if (copy)
+		conn_answer(c, c->h.opcode, PROTO_ST_OK, c->h.request_id, copy,
+			    len, NULL, 0);
+	else
+		conn_status(c, c->h.opcode, -ENOENT, c->h.request_id);
+	free(copy);
+	return 0;
+}
+
+static int op_map_push(struct conn *c)
+{
+	if (c->h.length == 0 || c->h.length > CMAP_MAX_ENCODED)
+		return -EPROTO;
+	job_submit(c, c->h.opcode, c->h.request_id);
+	return 0;
+}
+
+static int op_status(struct conn *c)
+{
+	struct srv *s = c->srv;
+	uint8_t *p;
+
+	if (c->h.length)
+		return -EPROTO;
+	/* hand loop-owned figures to the job in the payload buffer */
+	p = realloc(c->body, 32);
+	if (!p)
+		return -ENOMEM;
+	c->body = p;
+	proto_put_u64(p, (uint64_t)(ev_now(s->loop) - s->started));
+	proto_put_u64(p + 8, s->n_conns);
+	proto_put_u64(p + 16, s->proto_errors);
+	proto_put_u64(p + 24, s->auth_failures);
+	c->h.length = 32;
+	job_submit(c, c->h.opcode, c->h.request_id);
+	return 0;
+}
+
+static int op_ping(struct conn *c)
+{
+	uint8_t e[EPOCH_BYTES];
+
+	if (c->h.length != EPOCH_BYTES)
+		return -EPROTO;
+	proto_put_u64(e, srv_epoch(c->srv));
+	conn_answer(c, c->h.opcode, PROTO_ST_OK, c->h.request_id, e, sizeof(e),
+		    NULL, 0);
+	return 0;
+}
+
+struct op_entry {
+	int (*fn)(struct conn *c);       /* 0, or -EPROTO to drop the peer */
+};
+
+static const struct op_entry op_table[PROTO_OP_MAX + 1] = {
+	[PROTO_OP_PUT] = { op_block },
+	[PROTO_OP_GET] = { op_block },
+	[PROTO_OP_DELETE] = { op_block },
+	[PROTO_OP_HAS] = { op_epoch_job },
+	[PROTO_OP_LIST_SLOT] = { op_epoch_job },
+	[PROTO_OP_MAP_GET] = { op_map_get },
+	[PROTO_OP_MAP_PUSH] = { op_map_push },
+	[PROTO_OP_NODE_STATUS] = { op_status },
+	[PROTO_OP_PING] = { op_ping },
+};
+
+/* ---------- the handshake ---------- */
+
+static void hello_ctx(struct srv *s, uint8_t ctx[PEER_CTX_BYTES])
+{
+	memcpy(ctx, s->node_id, CMAP_NODE_ID_BYTES);
+	pthread_mutex_lock(&s->map_lock);
+	if (s->map)
+		memcpy(ctx + 16, cmap_cluster_id(s->map), CMAP_CLUSTER_ID_BYTES);
+	else
+		memset(ctx + 16, 0, CMAP_CLUSTER_ID_BYTES);
+	proto_put_u64(ctx + 32, s->epoch);
+	pthread_mutex_unlock(&s->map_lock);
+}
+
+/* Returns NULL, or why the peer is dropped. */
+static const char *conn_hello(struct conn *c)
+{
+	struct srv *s = c->srv;
+	const uint8_t *p = c->body;
+
+	if (c->h.opcode != PROTO_OP_HELLO)
+		return "request before the handshake";
+	if (c->h.flags)
+		return "answer where a hello was expected";
+	if (c->state == CONN_HELLO) {
+		uint8_t ans[HS_REPLY_BYTES + PEER_CTX_BYTES];
+
+		if (c->h.length != 1 + HS_HELLO_BYTES || p[0] != 1)
+			return "malformed hello";
+		hello_ctx(s, ans + HS_REPLY_BYTES);
+		if (handshake_server_new(s->o.secret, p + 1, ans + HS_REPLY_BYTES,
+					 PEER_CTX_BYTES, ans, &c->hs))
+			return "handshake failed";
+		c->state = CONN_FINISH;
+		conn_answer(c, PROTO_OP_HELLO, PROTO_ST_OK, c->h.request_id, ans,
+			    sizeof(ans), NULL, 0);
+		return NULL;
+	}
+	if (c->h.length != 1 + HS_FINISH_BYTES || p[0] != 2)
+		return "malformed hello finish";
+	if (handshake_server_finish(c->hs, p + 1, &c->sess)) {
+		s->auth_failures++;
+		return "handshake refused: wrong cluster secret";
+	}
+	handshake_free(c->hs);
+	c->hs = NULL;
+	c->state = CONN_AUTH;
+	conn_answer(c, PROTO_OP_HELLO, PROTO_ST_OK, c->h.request_id, NULL, 0,
+		    NULL, 0);
+	log_debug("peer %s: authenticated", c->peer);
+	return NULL;
+}
+
+/* ---------- connections: input ---------- */
+
+/* A whole frame is in c->hdr/c->body. Returns NULL or why to drop. */
+static const char *conn_frame(struct conn *c)
+{
+	struct srv *s = c->srv;
+	const struct op_entry *e;
+	int err;
+
+	if (c->state != CONN_AUTH)
+		return conn_hello(c);
+	{
+		struct iovec iov[2] = { { c->hdr, PROTO_HEADER_BYTES },
+					{ c->body, c->h.length } };
+
+		if (hs_verify_frame(&c->sess, iov, 2, c->body + c->h.length)) {
+			s->auth_failures++;
+			return "frame failed authentication (forged, replayed or reordered)";
+		}
+	}
+	if (c->h.flags & PROTO_F_RESPONSE)
+		return "answer where a request was expected";
+	if (c->h.opcode == PROTO_OP_HELLO)
+		return "hello after the handshake";
+	e = &op_table[c->h.opcode];
+	if (!e->fn) {
+		conn_status(c, c->h.opcode, -ENOTSUP, c->h.request_id);
+		return NULL;
+	}
+	err = e->fn(c);
+	if (err == -EPROTO) {
+		/* a malformed payload: answer, and keep the (authenticated) peer */
+		log_warn("peer %s: malformed %s request %llu", c->peer,
+			 proto_op_name(c->h.opcode),
+			 (unsigned long long)c->h.request_id);
+		s->proto_errors++;
+		conn_status(c, c->h.opcode, -EPROTO, c->h.request_id);
+	} else if (err) {
+		conn_status(c, c->h.opcode, err, c->h.request_id);
+	}
+	return NULL;
+}
+
+static const char *header_reason(int err)
+{
+	switch (err) {
+	case -ENOTSUP:
+		return "bad protocol version";
+	case -E2BIG:
+		return "frame length over the limit";
+	default:
+		return "malformed frame header (opcode, flags or status)";
+	}
+}
+
+/* Read some; returns NULL or why to drop (""=quiet EOF). *again is
+ * cleared when the socket has nothing more for now. */
+static const char *conn_read(struct conn *c, bool *again)
+{
+	struct srv *s = c->srv;
+	bool auth = c->state == CONN_AUTH;
+	ssize_t n;
+
+	if (!c->in_body) {
+		n = read(c->fd, c->hdr + c->hdr_have,
+			 PROTO_HEADER_BYTES - c->hdr_have);
+		if (n <= 0)
+			goto rd_err;
+		if (c->hdr_have == 0)
+			c->frame_start = ev_now(s->loop);
+		c->hdr_have += (size_t)n;
+		c->preauth_bytes += auth ? 0 : (size_t)n;
+		if (c->hdr_have < PROTO_HEADER_BYTES)
+			return NULL;
+		int err = proto_decode_header(c->hdr, auth ? PROTO_MAX_PAYLOAD
+				: PROTO_PREAUTH_MAX_BYTES, &c->h);
+		if (err) {
+			s->proto_errors++;
+			return header_reason(err);
+		}
+		if (!auth && c->h.opcode != PROTO_OP_HELLO) {
+			s->proto_errors++;
+			return "request before the handshake";
+		}
+		if (!auth && c->preauth_bytes + c->h.length > PROTO_PREAUTH_MAX_BYTES) {
+			s->proto_errors++;
+			return "over the pre-authentication byte limit";
+		}
+		c->in_body = true;
+		c->body_need = c->h.length + (auth ? PROTO_TAG_BYTES : 0);
+		c->body_have = 0;
+	}
+	if (c->body_need > c->body_cap) {
+		/* grow with what arrives, never to the declared length at once */
+		size_t cap = c->body_have + CONN_BODY_STEP;
+		uint8_t *p;
+
+		if (cap < 2 * c->body_cap)
+			cap = 2 * c->body_cap;
+		if (cap > c->body_need)
+			cap = c->body_need;
+		if (c->body_have == c->body_cap) {
+			p = realloc(c->body, cap ? cap : 1);
+			if (!p)
+				return "out of memory";
+			c->body = p;
+			c->body_cap = cap;
+		}
+	}
+	if (c->body_have < c->body_need) {
+		size_t want = (c->body_cap < c->body_need ? c->body_cap : c->body_need)
+			      - c->body_have;
+
+		n = read(c->fd, c->body + c->body_have, want);
+		if (n <= 0)
+			goto rd_err;
+		c->body_have += (size_t)n;
+		c->preauth_bytes += auth ? 0 : (size_t)n;
+		if (c->body_have < c->body_need)
+			return NULL;
+	}
+	if (!c->body) {
+		c->body = malloc(1);
+		if (!c->body)
+			return "out of memory";
+		c->body_cap = 1;
+	}
+	c->last_active = ev_now(s->loop);
+	const char *why = conn_frame(c);
+
+	c->hdr_have = 0;
+	c->in_body = false;
+	c->body_have = 0;
+	if (c->body_cap > (1u << 20)) {  /* keep no big buffer for idle peers */
+		free(c->body);
+		c->body = NULL;
+		c->body_cap = 0;
+	}
+	return why;
+rd_err:
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		*again = false;
+		return NULL;
+	}
+	if (c->hdr_have == 0 && !c->in_body && c->state == CONN_AUTH)
+		return "";                       /* a clean close between frames */
+	if (n < 0)
+		return "read failed";
+	return c->state == CONN_AUTH ? "closed in the middle of a frame"
+				     : "closed during the handshake";
+}
+
+static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct conn *c = w->data;
+
+	(void)loop;
+	(void)revents;
+	/* a few frames per wake-up, so one peer cannot starve the others */
+	bool again = true;
+
+	for (int i = 0; i < 64 && again && !c->closed && !c->paused; i++) {
+		const char *why = conn_read(c, &again);
+
+		if (why) {
+			conn_close(c, *why ? why : NULL);
+			return;
+		}
+	}
+}
+
+/* ---------- accept, timers, signals ---------- */
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct srv *s = w->data;
+	struct sockaddr_storage sa;
+	socklen_t sl = sizeof(sa);
+	char host[64] = "?", port[16] = "?";
+	struct conn *c;
+	int fd, one = 1;
+
+	(void)revents;
+	fd = accept4(s->lfd, (struct sockaddr *)&sa, &sl,
+		     SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOMEM) {
+			log_warn("cannot accept: %s; pausing accept",
+				 log_strerror(-errno));
+			ev_io_stop(loop, &s->lio);
+			ev_timer_start(loop, &s->accept_retry);
+		}
+		return;
+	}
+	getnameinfo((struct sockaddr *)&sa, sl, host, sizeof(host), port,
+		    sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
+	if (s->n_conns >= s->o.max_connections) {
+		log_warn("peer %s:%s: connection cap %u reached, closing", host,
+			 port, s->o.max_connections);
+		close(fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->srv = s;
+	c->fd = fd;
+	c->refs = 1;
+	snprintf(c->peer, sizeof(c->peer), "%s:%s", host, port);
+	c->accepted = c->last_active = c->last_write = ev_now(loop);
+	ev_io_init(&c->rio, read_cb, fd, EV_READ);
+	ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
+	c->rio.data = c->wio.data = c;
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	s->n_conns++;
+	ev_io_start(loop, &c->rio);
+	log_debug("peer %s: connected", c->peer);
+}
+
+static void accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct srv *s = w->data;
+
+	(void)revents;
+	if (!s->stopping)
+		ev_io_start(loop, &s->lio);
+}
+
+static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct srv *s = w->data;
+	ev_tstamp now = ev_now(loop);
+	struct conn *c = s->conns, *next;
+
+	(void)revents;
+	for (; c; c = next) {
+		next = c->next;
+		if (c->state != CONN_AUTH &&
+		    now - c->accepted > s->o.handshake_timeout_s)
+			conn_close(c, "handshake deadline passed");
+		else if ((c->hdr_have || c->in_body) && !c->paused &&
+			 now - c->frame_start > s->o.frame_timeout_s)
+			conn_close(c, "frame deadline passed (slow sender)");
+		else if (c->out_head && now - c->last_write > s->o.frame_timeout_s)
+			conn_close(c, "peer does not read its answers");
+		else if (!c->out_head && !c->inflight && !c->hdr_have &&
+			 !c->in_body && now - c->last_active > s->o.idle_timeout_s)
+			conn_close(c, "idle timeout");
+	}
+}
+
+static void drain_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct srv *s = w->data;
+	bool out = false;
+
+	(void)revents;
+	for (struct conn *c = s->conns; c; c = c->next)
+		out |= c->out_head != NULL;
+	/* disk work in flight finishes; answers get a short grace to leave */
+	if (diskpool_pending(s->dp) == 0 &&
+	    (!out || ev_now(loop) - s->stop_time > 2.0))
+		ev_break(loop, EVBREAK_ALL);
+}
+
+static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct srv *s = w->data;
+
+	(void)revents;
+	if (s->stopping)
+		return;
+	log_info("signal %d: stop accepting, finishing %u disk jobs", w->signum,
+		 diskpool_pending(s->dp));
+	s->stopping = true;
+	s->stop_time = ev_now(loop);
+	ev_io_stop(loop, &s->lio);
+	ev_timer_stop(loop, &s->accept_retry);
+	for (struct conn *c = s->conns; c; c = c->next)
+		conn_update_read(c);
+	ev_timer_start(loop, &s->drain);
+}
+
+/* ---------- gossip ---------- */
+
+/* One peer: compare epochs, push ours or fetch theirs. */
+static void gossip_one(struct srv *s, const char *addr)
+{
+	struct peer p = { .fd = -1 };
+	uint8_t e[EPOCH_BYTES], *resp = NULL;
+	size_t len = 0;
+	uint64_t ours = srv_epoch(s), theirs;
+	int err;
+
+	err = peer_open(addr, s->o.secret, 2000, &p);
+	if (err) {
+		log_debug("gossip: node %s unreachable: %s", addr,
+			  log_strerror(err));
+		return;
+	}
+	proto_put_u64(e, ours);
+	err = peer_call(&p, PROTO_OP_PING, e, sizeof(e), NULL, 0, &resp, &len);
+	if (err || len != EPOCH_BYTES)
+		goto out;
+	theirs = proto_get_u64(resp);
+	free(resp);
+	resp = NULL;
+	if (theirs < ours) {
+		uint8_t *enc = NULL;
+		size_t elen = 0;
+
+		pthread_mutex_lock(&s->map_lock);
+		if (s->map_enc && (enc = malloc(s->map_len))) {
+			memcpy(enc, s->map_enc, s->map_len);
+			elen = s->map_len;
+		}
+		pthread_mutex_unlock(&s->map_lock);
+		if (enc) {
+			err = peer_call(&p, PROTO_OP_MAP_PUSH, enc, elen, NULL, 0,
+					&resp, &len);
+			log_info("gossip: pushed map epoch %llu to %s (had %llu): %s",
+				 (unsigned long long)ours, addr,
+				 (unsigned long long)theirs, log_strerror(err));
+		}
+		free(enc);
+	} else if (theirs > ours) {
+		err = peer_call(&p, PROTO_OP_MAP_GET, NULL, 0, NULL, 0, &resp, &len);
+		if (!err)
+			err = srv_map_adopt(s, resp, len);
+		if (err && err != -ESTALE)
+			log_warn("gossip: map epoch %llu from %s refused: %s",
+				 (unsigned long long)theirs, addr,
+				 log_strerror(err));
+	}
+out:
+	free(resp);
+	peer_close(&p);
+}
+
+static void *gossip_main(void *arg)
+{
+	struct srv *s = arg;
+
+	for (;;) {
+		struct timespec ts;
+		char (*addrs)[CMAP_ADDR_MAX + 1] = NULL;
+		unsigned n = 0;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += (time_t)s->o.gossip_interval_s;
+		ts.tv_nsec += (long)((s->o.gossip_interval_s -
+				      (double)(time_t)s->o.gossip_interval_s) * 1e9);
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&s->gossip_lock);
+		while (!s->gossip_stop &&
+		       pthread_cond_timedwait(&s->gossip_cond, &s->gossip_lock,
+					      &ts) != ETIMEDOUT)
+			;
+		bool stop = s->gossip_stop;
+		pthread_mutex_unlock(&s->gossip_lock);
+		if (stop)
+			break;
+		pthread_mutex_lock(&s->map_lock);
+		if (s->map) {
+			unsigned total = cmap_node_count(s->map);
+
+			addrs = calloc(total ? total : 1, sizeof(*addrs));
+			for (unsigned i = 0; addrs && i < total; i++) {
+				const struct cmap_node *nd = cmap_node(s->map, i);
+
+				if (nd->state == CMAP_NODE_OUT ||
+				    !memcmp(nd->id, s->node_id, CMAP_NODE_ID_BYTES))
+					continue;
+				memcpy(addrs[n++], nd->addr, sizeof(addrs[0]));
+			}
+		}
+		pthread_mutex_unlock(&s->map_lock);
+		for (unsigned i = 0; i < n; i++)
+			gossip_one(s, addrs[i]);
+		free(addrs);
+	}
+	return NULL;
+}
+
+/* ---------- setup ---------- */
+
+static int load_node_id(struct srv *s)
+{
+	char path[4096], hex[2 * CMAP_NODE_ID_BYTES + 2];
+	uint8_t *buf = NULL;
+	size_t len = 0, bin = 0;
+	int err;
+
+	snprintf(path, sizeof(path), "%s/node-id", s->data_dir);
+	err = read_file(path, 4096, &buf, &len);
+	if (err == -ENOENT) {
+		randombytes_buf(s->node_id, sizeof(s->node_id));
+		sodium_bin2hex(hex, sizeof(hex), s->node_id, sizeof(s->node_id));
+		hex[2 * CMAP_NODE_ID_BYTES] = '\n';
+		hex[2 * CMAP_NODE_ID_BYTES + 1] = '\0';
+		err = write_file_atomic(s->data_dir, "node-id", hex, strlen(hex));
+		if (!err)
+			log_info("new node id %.32s", hex);
+		return err;
+	}
+	if (err)
+		return err;
+	if (sodium_hex2bin(s->node_id, sizeof(s->node_id), (char *)buf, len,
+			   "\n", &bin, NULL) || bin != sizeof(s->node_id))
+		err = -EINVAL;
+	free(buf);
+	if (err)
+		log_err("%s: not a node id (32 hex digits)", path);
+	return err;
+}
+
+static int load_pinned_pk(struct srv *s)
+{
+	char path[4096];
+	uint8_t *buf = NULL;
+	size_t len = 0, bin = 0;
+	int err;
+
+	if (s->o.have_admin_pk) {
+		memcpy(s->pk, s->o.admin_pk, sizeof(s->pk));
+		s->have_pk = true;
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s/admin.pub", s->data_dir);
+	err = read_file(path, 4096, &buf, &len);
+	if (err == -ENOENT)
+		return 0;                /* trust on first use */
+	if (err)
+		return err;
+	if (sodium_hex2bin(s->pk, sizeof(s->pk), (char *)buf, len, "\n", &bin,
+			   NULL) || bin != sizeof(s->pk)) {
+		log_err("%s: not an admin public key (64 hex digits)", path);
+		err = -EINVAL;
+	} else {
+		s->have_pk = true;
+	}
+	free(buf);
+	return err;
+}
+
+static int load_map(struct srv *s)
+{
+	char path[4096];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int err;
+
+	snprintf(path, sizeof(path), "%s/map", s->data_dir);
+	err = read_file(path, CMAP_MAX_ENCODED, &buf, &len);
+	if (err == -ENOENT)
+		return 0;
+	if (!err)
+		err = cmap_decode(buf, len, s->have_pk ? s->pk : NULL, &s->map);
+	if (err) {
+		log_err("cannot load cluster map %s: %s", path, log_strerror(err));
+		free(buf);
+		return err;
+	}
+	s->map_enc = buf;
+	s->map_len = len;
+	s->epoch = cmap_epoch(s->map);
+	if (!s->have_pk) {
+		memcpy(s->pk, cmap_admin_pk(s->map), sizeof(s->pk));
+		s->have_pk = true;
+	}
+	log_info("loaded cluster map epoch %llu", (unsigned long long)s->epoch);
+	return 0;
+}
+
+static int srv_listen(struct srv *s)
+{
+	char host[256], port[16], nh[INET6_ADDRSTRLEN], np[16], text[sizeof(s->listen_addr) + 2];
+	const char *colon = strrchr(s->o.listen, ':');
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE }, *ai = NULL;
+	struct sockaddr_storage sa;
+	socklen_t sl = sizeof(sa);
+	size_t hl;
+	int one = 1, err = 0, r;
+
+	if (!colon || !colon[1] || strlen(colon + 1) >= sizeof(port))
+		goto bad;
+	hl = (size_t)(colon - s->o.listen);
+	const char *h = s->o.listen;
+	if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+		h++;
+		hl -= 2;
+	}
+	if (hl >= sizeof(host))
+		goto bad;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	snprintf(port, sizeof(port), "%s", colon + 1);
+	r = getaddrinfo(hl ? host : NULL, port, &hints, &ai);
+	if (r || !ai) {
+		log_err("cannot resolve listen address %s: %s", s->o.listen,
+			gai_strerror(r));
+		return -EINVAL;
+	}
+	s->lfd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->lfd < 0) {
+		err = -errno;
+		goto out;
+	}
+	setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(s->lfd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+	    listen(s->lfd, 1024) < 0 ||
+	    getsockname(s->lfd, (struct sockaddr *)&sa, &sl) < 0) {
+		err = -errno;
+		goto out;
+	}
+	getnameinfo((struct sockaddr *)&sa, sl, nh, sizeof(nh), np, sizeof(np),
+		    NI_NUMERICHOST | NI_NUMERICSERV);
+	snprintf(s->listen_addr, sizeof(s->listen_addr),
+		 sa.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", nh, np);
+	snprintf(text, sizeof(text), "%s\n", s->listen_addr);
+	err = write_file_atomic(s->data_dir, "listen-addr", text, strlen(text));
+out:
+	if (err)
+		log_err("cannot listen on %s: %s", s->o.listen, log_strerror(err));
+	freeaddrinfo(ai);
+	return err;
+bad:
+	log_err("listen address %s is not host:port", s->o.listen);
+	return -EINVAL;
+}
+
+int srv_new(const struct srv_opts *o, struct srv **out)
+{
+	struct srv *s = calloc(1, sizeof(*s));
+	int err;
+
+	if (!s)
+		return -ENOMEM;
+	s->o = *o;
+	s->lfd = -1;
+	pthread_mutex_init(&s->map_lock, NULL);
+	pthread_mutex_init(&s->adopt_lock, NULL);
+	pthread_mutex_init(&s->gossip_lock, NULL);
+	pthread_cond_init(&s->gossip_cond, NULL);
+	s->data_dir = strdup(o->data_dir);
+	s->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+	if (!s->data_dir || !s->loop) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if (mkdir(s->data_dir, 0700) < 0 && errno != EEXIST) {
+		err = -errno;
+		log_err("cannot create data dir %s: %s", s->data_dir,
+			log_strerror(err));
+		goto out;
+	}
+	err = load_node_id(s);
+	if (!err)
+		err = load_pinned_pk(s);
+	if (!err)
+		err = load_map(s);
+	if (err)
+		goto out;
+	err = store_open(s->data_dir, &s->st);
+	if (err) {
+		log_err("cannot open block store in %s: %s", s->data_dir,
+			log_strerror(err));
+		goto out;
+	}
+	err = diskpool_new(s->loop, o->workers, &s->dp);
+	if (!err)
+		err = srv_listen(s);
+out:
+	if (err) {
+		srv_free(s);
+		return err;
+	}
+	*out = s;
+	return 0;
+}
+
+int srv_run(struct srv *s)
+{
+	struct ev_loop *loop = s->loop;
+	double sweep = s->o.handshake_timeout_s / 4;
+
+	if (sweep > 1)
+		sweep = 1;
+	if (sweep < 0.05)
+		sweep = 0.05;
+	s->started = ev_now(loop);
+	ev_io_init(&s->lio, accept_cb, s->lfd, EV_READ);
+	ev_timer_init(&s->sweep, sweep_cb, sweep, sweep);
+	ev_timer_init(&s->accept_retry, accept_retry_cb, 0.1, 0);
+	ev_timer_init(&s->drain, drain_cb, 0.02, 0.02);
+	ev_signal_init(&s->sigterm, signal_cb, SIGTERM);
+	ev_signal_init(&s->sigint, signal_cb, SIGINT);
+	s->lio.data = s->sweep.data = s->accept_retry.data = s;
+	s->drain.data = s->sigterm.data = s->sigint.data = s;
+	ev_io_start(loop, &s->lio);
+	ev_timer_start(loop, &s->sweep);
+	ev_signal_start(loop, &s->sigterm);
+	ev_signal_start(loop, &s->sigint);
+	if (s->o.gossip_interval_s > 0 &&
+	    pthread_create(&s->gossip, NULL, gossip_main, s) == 0)
+		s->gossip_started = true;
+	log_info("node %02x%02x%02x%02x listening on %s, map epoch %llu",
+		 s->node_id[0], s->node_id[1], s->node_id[2], s->node_id[3],
+		 s->listen_addr, (unsigned long long)srv_epoch(s));
+	ev_run(loop, 0);
+	if (s->gossip_started) {
+		pthread_mutex_lock(&s->gossip_lock);
+		s->gossip_stop = true;
+		pthread_cond_broadcast(&s->gossip_cond);
+		pthread_mutex_unlock(&s->gossip_lock);
+		pthread_join(s->gossip, NULL);
+		s->gossip_started = false;
+	}
+	while (s->conns)
+		conn_close(s->conns, NULL);
+	log_info("stopped");
+	return 0;
+}
+
+void srv_free(struct srv *s)
+{
+	if (!s)
+		return;
+	while (s->conns)
+		conn_close(s->conns, NULL);
+	diskpool_free(s->dp);
+	if (s->lfd >= 0)
+		close(s->lfd);
+	store_close(s->st);
+	cmap_free(s->map);
+	free(s->map_enc);
+	if (s->loop)
+		ev_loop_destroy(s->loop);
+	sodium_memzero(s->o.secret, sizeof(s->o.secret));
+	free(s->data_dir);
+	free(s);
+}

@@ -1,0 +1,72 @@
+#!/bin/sh
+# bench_cluster.sh: block PUT/GET throughput of 3 cairnd on loopback, next to
+# plain TCP loopback measured in the same run. Not part of make check.
+#
+#   srcdir=/work/main top_builddir=/tmp/build sh tests/bench/bench_cluster.sh
+#
+# Prints, for 256 KiB blocks with R=1 and R=2, PUT and GET in MB/s and their
+# ratio to a single TCP stream (tests/bench/tcpbench) moving the same bytes,
+# then 4 KiB PUT and GET in operations per second (pipelined), as FIGURE
+# lines. Targets (issue #3): R=1 PUT and GET >= 60% of TCP; 4 KiB >= 20,000
+# ops/s. BENCH_BYTES (default 256 MiB) and BENCH_OPS (default 100000) scale it.
+: "${srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${top_builddir:=.}"
+top_builddir=$(cd "$top_builddir" && pwd)
+PATH="$top_builddir/cluster:$top_builddir/daemon:$PATH"
+export srcdir top_builddir PATH
+. "$srcdir/tests/integ/lib.sh"
+integ_init
+
+BYTES=${BENCH_BYTES:-268435456}
+OPS=${BENCH_OPS:-100000}
+BLK=262144
+COUNT=$((BYTES / BLK))
+TCPBENCH="$top_builddir/tests/bench/tcpbench"
+test -x "$TCPBENCH" || fail "build tests/bench/tcpbench first (make tests/bench/tcpbench)"
+command -v jq >/dev/null 2>&1 || skip "jq is not installed"
+
+mbs() { jq -r ".$1" "$2"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+TCP=$("$TCPBENCH" "$BYTES" "$BLK") || fail "tcpbench failed"
+TCP_MBS=$(echo "$TCP" | awk '{ print $2 }')
+echo "plain TCP loopback, one stream, $BYTES bytes in ${BLK}-byte writes: $TCP_MBS MB/s"
+figure tcp_loopback_mb_s "$TCP_MBS" MB/s
+
+round=0
+for R in 1 2; do
+	round=$((round + 1))
+	CFG="$T/ctl$R"
+	CAIRN_SECRET_FILE="$CFG/cluster.secret"
+	export CAIRN_SECRET_FILE
+	cairnctl --config-dir "$CFG" cluster init --replicas $R >/dev/null || fail "cluster init R=$R"
+	for i in 1 2 3; do
+		n=$(((round - 1) * 3 + i))
+		daemon_start $n || fail "daemon $n did not start"
+		cairnctl --config-dir "$CFG" node add "$(daemon_addr $n)" >/dev/null ||
+			fail "node add $n (R=$R)"
+	done
+	cairnctl --config-dir "$CFG" --json bench --size $BLK --count $COUNT \
+		--window 64 --threads 4 >"$T/big$R.json" || fail "bench 256K R=$R failed"
+	PUT=$(mbs put_mb_s "$T/big$R.json")
+	GET=$(mbs get_mb_s "$T/big$R.json")
+	echo "R=$R 256 KiB blocks: PUT $PUT MB/s ($(ratio "$PUT" "$TCP_MBS") of TCP)," \
+		"GET $GET MB/s ($(ratio "$GET" "$TCP_MBS") of TCP)"
+	figure put_256k_r${R}_mb_s "$PUT" MB/s
+	figure get_256k_r${R}_mb_s "$GET" MB/s
+	figure put_256k_r${R}_tcp_ratio "$(ratio "$PUT" "$TCP_MBS")" ratio
+	figure get_256k_r${R}_tcp_ratio "$(ratio "$GET" "$TCP_MBS")" ratio
+	if [ $R = 1 ]; then
+		cairnctl --config-dir "$CFG" --json bench --size 4096 --count "$OPS" \
+			--window 256 --threads 4 >"$T/small.json" || fail "bench 4K failed"
+		PUTO=$(mbs put_ops_s "$T/small.json")
+		GETO=$(mbs get_ops_s "$T/small.json")
+		echo "R=1 4 KiB blocks, pipelined: PUT $PUTO ops/s, GET $GETO ops/s"
+		figure put_4k_r1_ops_s "$PUTO" ops/s
+		figure get_4k_r1_ops_s "$GETO" ops/s
+	fi
+	for i in 1 2 3; do
+		daemon_stop $(((round - 1) * 3 + i))
+	done
+done
+exit 0

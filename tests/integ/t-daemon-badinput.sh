@@ -1,0 +1,106 @@
+#!/bin/sh
+# t-daemon-badinput.sh: a real cairnd against hostile and broken peers
+# (T18-T22). Proves: oversize declared lengths (2^32-1, max+1, over the
+# pre-auth limit, before and after the handshake) close the connection and
+# grow RSS < 1 MiB; truncated frames, garbage, bad opcodes, versions and
+# flags close it; a silent connection is closed at the handshake deadline;
+# 100 slowloris connections are all dropped while a normal client works;
+# a wrong secret, a replayed and a bit-flipped authenticated frame are
+# refused; map pushes with a bad signature, another admin key or an older
+# epoch are refused; the map survives a restart; every rejection is logged;
+# afterwards a well-behaved client still works and SIGTERM exits 0.
+. "$srcdir/tests/integ/lib.sh"
+integ_init
+command -v wireprobe >/dev/null 2>&1 ||
+	PATH="$top_builddir/tests/integ:$PATH"
+command -v wireprobe >/dev/null 2>&1 || fail "wireprobe is not built"
+
+daemon_start 1 --handshake-timeout 1s --frame-timeout 2s --gossip-interval 0 ||
+	fail "cairnd did not start"
+S="$T/secret"
+probe() { timeout 60 wireprobe "$ADDR_1" "$S" "$@"; }
+rss() { awk '/^VmRSS/ { print $2 }' "/proc/$PID_1/status"; }
+alive() { kill -0 "$PID_1" 2>/dev/null || fail "cairnd died ($*)"; }
+
+probe normal || fail "well-behaved client failed at the start"
+R0=$(rss)
+probe raw-header 1 1 0 4294967295 || fail "2^32-1 pre-auth length not closed"
+probe raw-header 1 1 0 $((65 * 1024 * 1024 + 1)) || fail "max+1 pre-auth length not closed"
+probe raw-header 1 1 0 4096 || fail "frame over the pre-auth limit not closed"
+probe auth-header 2 4294967295 || fail "2^32-1 length after auth not closed"
+probe auth-header 2 $((65 * 1024 * 1024 + 1)) || fail "max+1 length after auth not closed"
+R1=$(rss)
+figure oversize_rss_growth $((R1 - R0)) KiB
+[ $((R1 - R0)) -lt 1024 ] || fail "RSS grew by $((R1 - R0)) KiB on oversize frames"
+echo "checked: oversize frames closed, RSS growth $((R1 - R0)) KiB"
+alive oversize
+
+probe truncated || fail "truncated frames"
+for i in 1 2 3 4 5; do
+	probe garbage 2000 || fail "garbage round $i not closed"
+done
+probe raw-header 1 200 0 10 || fail "bad opcode not closed"
+probe raw-header 9 1 0 10 || fail "bad version not closed"
+probe raw-header 1 1 0x80 10 || fail "bad flags not closed"
+probe raw-header 1 2 0 10 || fail "PUT before the handshake not closed"
+alive garbage
+echo "checked: truncated, garbage, bad opcode/version/flags, request before handshake"
+
+probe silent 5 || fail "silent connection not closed at the handshake deadline"
+
+probe slowloris 100 15 >"$T/slow.out" &
+SLOW=$!
+sleep 1
+n=0
+while kill -0 "$SLOW" 2>/dev/null && [ $n -lt 5 ]; do
+	probe normal >/dev/null || fail "normal client failed during slowloris"
+	n=$((n + 1))
+done
+wait "$SLOW" || { cat "$T/slow.out"; fail "slowloris connections not dropped"; }
+cat "$T/slow.out"
+echo "checked: $n normal clients served during slowloris"
+
+probe wrong-secret || fail "wrong secret accepted"
+probe replay || fail "replayed frame accepted"
+probe bitflip || fail "bit-flipped frame accepted"
+probe unsupported || fail "reserved opcode / malformed payload"
+alive auth
+
+probe map-push "$T/admin.key" 5; rc=$?
+[ $rc = 0 ] || fail "valid map epoch 5 refused ($rc)"
+probe map-push "$T/admin.key" 3; rc=$?
+[ $rc = 3 ] || fail "older map epoch 3 not refused as STALE ($rc)"
+probe map-push "$T/admin.key" 5; rc=$?
+[ $rc = 3 ] || fail "same map epoch 5 not refused as STALE ($rc)"
+probe map-push "$T/admin.key" 7 badsig; rc=$?
+[ $rc = 4 ] || fail "badly signed map not refused ($rc)"
+probe map-push "$T/other.key" 9; rc=$?
+[ $rc = 4 ] || fail "map signed by another admin key not refused ($rc)"
+[ "$(probe map-epoch)" = 5 ] || fail "map epoch is not 5 after the refusals"
+echo "checked: map pushes: bad signature, other key, old and same epoch refused"
+
+daemon_stop 1 || fail "cairnd did not exit 0 on SIGTERM"
+daemon_start 1 --handshake-timeout 1s --gossip-interval 0 || fail "restart failed"
+[ "$(probe map-epoch)" = 5 ] || fail "map epoch 5 not reloaded after restart"
+probe normal || fail "well-behaved client failed after restart"
+echo "checked: map reloaded after restart"
+
+REJ=$(grep -c -e "closing" -e "refused" "$T/d1.log")
+figure badinput_rejections_logged "$REJ" lines
+# each rejected input left a line naming the peer and the reason
+need() {
+	c=$(grep -c -e "$1" "$T/d1.log")
+	[ "$c" -ge "$2" ] || fail "log has $c lines with '$1', expected >= $2"
+}
+need "frame length over the limit, closing" 4
+need "pre-authentication byte limit, closing" 1
+need "handshake deadline passed, closing" 101
+need "request before the handshake, closing" 1
+need "bad protocol version, closing" 1
+need "wrong cluster secret, closing" 1
+need "failed authentication (forged, replayed or reordered), closing" 2
+need "map push refused" 4
+probe normal || fail "well-behaved client failed at the end"
+alive end
+daemon_stop 1 || fail "cairnd did not exit 0 on SIGTERM"
+echo "checked: daemon alive and serving after all bad input; SIGTERM exit 0"
