@@ -1,13 +1,21 @@
 /*
- * blockio: block operations routed by the cluster map.
+ * blockio: block PUT / GET / HAS / DELETE against the cluster, following
+ * the signed cluster map.
  *
- * The map is fetched with MAP_GET from the seeds (and later from any node
- * in it), verified against the pinned admin key, and replaced only by a
- * newer epoch. Requests carry our epoch; a STALE answer makes us fetch the
- * map again and retry once, as a Redis Cluster client does on MOVED.
- * Everything is built on pool calls, so many threads can use one blockio.
+ * It keeps the newest map it has seen (fetched with MAP_GET from the seeds
+ * and from the map's own nodes, all asked in parallel, verified against the
+ * pinned admin key) and sends every request to the nodes the map names,
+ * pipelined through one pool. A STALE (or NOT_OWNER) answer means our map
+ * is old: the map is refreshed and the operation retried once (every
+ * operation here is idempotent, so a retry after a partial success is
+ * harmless).
  *
- * Not here: sealing and opening (chunkio), dedup decisions (callers).
+ * Not here: sealing and opening (callers check copies and walk holders with
+ * `skip`), dedup decisions, repair of missing copies, slot migration.
+ *
+ * Maps are shared by reference count: an operation holds the map it started
+ * with until it is done, so a refresh never frees owner addresses that
+ * calls in flight still name, and nothing is copied per request.
  */
 #include "cluster/blockio.h"
 
@@ -20,150 +28,241 @@
 #include "cluster/log.h"
 #include "cluster/proto.h"
 
-#define MAX_SEEDS 64
+/* epoch | addr: the request of PUT, GET and DELETE. */
+#define BIO_REQ_BYTES (8 + PROTO_ADDR_BYTES)
+
+struct bio_map {
+	struct cmap *m;
+	uint64_t epoch;
+	unsigned refs;                 /* under blockio.lock */
+};
 
 struct blockio {
 	struct pool *pool;
-	uint8_t admin_pk[CMAP_PK_BYTES];
 	struct blockio_opts opts;
-	char *seeds[MAX_SEEDS];
+	uint8_t admin_pk[CMAP_PK_BYTES];
+	char **seeds;
 	size_t n_seeds;
-	pthread_rwlock_t map_lock;
-	struct cmap *map;
-	pthread_mutex_t refresh_lock;     /* one refresh at a time */
+	pthread_mutex_t lock;          /* guards cur and every refs */
+	pthread_mutex_t refresh_lock;  /* one map fetch at a time */
+	struct bio_map *cur;
 	_Atomic uint64_t puts, put_bytes, put_new;
-	_Atomic uint64_t gets, get_bytes, get_failovers, map_refreshes;
+	_Atomic uint64_t gets, get_bytes, get_failovers;
+	_Atomic uint64_t map_refreshes;
 };
 
-/* Ask one node for its map; adopt it when valid and newer. */
-static int fetch_map_from(struct blockio *b, const char *node)
-{
-	struct pool_call c = { .node = node, .opcode = PROTO_OP_MAP_GET };
-	struct cmap *m = NULL;
-	int rc;
+/* --- maps ---------------------------------------------------------------- */
 
-	rc = pool_run(b->pool, &c, 1);
-	if (rc < 0) {
-		free(c.resp);
-		return rc;
+static struct bio_map *map_get(struct blockio *b)
+{
+	struct bio_map *bm;
+
+	pthread_mutex_lock(&b->lock);
+	bm = b->cur;
+	if (bm)
+		bm->refs++;
+	pthread_mutex_unlock(&b->lock);
+	return bm;
+}
+
+static void map_put(struct blockio *b, struct bio_map *bm)
+{
+	bool last;
+
+	if (!bm)
+		return;
+	pthread_mutex_lock(&b->lock);
+	last = --bm->refs == 0;
+	pthread_mutex_unlock(&b->lock);
+	if (last) {
+		cmap_free(bm->m);
+		free(bm);
 	}
-	rc = cmap_decode(c.resp, c.resp_len, b->admin_pk, &m);
-	free(c.resp);
-	if (rc < 0) {
-		log_warn("%s: its cluster map is not valid (%s): ignored", node,
-			 rc == -EKEYREJECTED ? "signed by another admin key" :
-			 log_strerror(rc));
-		return rc;
+}
+
+static uint64_t map_epoch(struct blockio *b)
+{
+	uint64_t e;
+
+	pthread_mutex_lock(&b->lock);
+	e = b->cur ? b->cur->epoch : 0;
+	pthread_mutex_unlock(&b->lock);
+	return e;
+}
+
+/* Where to ask for a map: the seeds, then every node the map knows (seeds
+ * may have gone since the client was configured). */
+static int map_sources(struct blockio *b, char ***out, size_t *n_out)
+{
+	struct bio_map *bm = map_get(b);
+	unsigned nn = bm ? cmap_node_count(bm->m) : 0;
+	char **v = calloc(b->n_seeds + nn + 1, sizeof(*v));
+	size_t n = 0;
+	int rc = 0;
+
+	if (!v) {
+		map_put(b, bm);
+		return -ENOMEM;
 	}
-	pthread_rwlock_wrlock(&b->map_lock);
-	if (!b->map || cmap_epoch(m) > cmap_epoch(b->map)) {
-		cmap_free(b->map);
-		b->map = m;
-		m = NULL;
+	for (size_t i = 0; i < b->n_seeds + nn; i++) {
+		const char *a;
+		bool dup = false;
+
+		if (i < b->n_seeds) {
+			a = b->seeds[i];
+		} else {
+			const struct cmap_node *nd = cmap_node(bm->m, (unsigned)(i - b->n_seeds));
+
+			if (nd->state == CMAP_NODE_OUT)
+				continue;
+			a = nd->addr;
+		}
+		for (size_t k = 0; k < n && !dup; k++)
+			dup = !strcmp(v[k], a);
+		if (dup)
+			continue;
+		v[n] = strdup(a);
+		if (!v[n]) {
+			rc = -ENOMEM;
+			break;
+		}
+		n++;
 	}
-	pthread_rwlock_unlock(&b->map_lock);
-	cmap_free(m);
-	return 0;
+	map_put(b, bm);
+	*out = v;
+	*n_out = n;
+	return rc;
+}
+
+/*
+ * Ask every source for its map in parallel (one unreachable node costs one
+ * connect timeout, not one per node) and adopt the newest one the admin key
+ * signed, if newer than ours. Returns 0 when we have a map afterwards; else
+ * -EKEYREJECTED if a daemon refused our secret, -ENOENT if daemons answered
+ * but none has a map, -EBADMSG if the maps offered do not verify, or the
+ * last error.
+ */
+static int map_fetch(struct blockio *b)
+{
+	struct pool_call *calls = NULL;
+	struct cmap *best = NULL;
+	char **src = NULL;
+	size_t n = 0;
+	int rc, last = -EHOSTUNREACH;
+	bool rejected = false, empty = false, bad = false;
+
+	rc = map_sources(b, &src, &n);
+	if (rc < 0)
+		goto out;
+	calls = calloc(n + 1, sizeof(*calls));
+	if (!calls) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		calls[i].node = src[i];
+		calls[i].opcode = PROTO_OP_MAP_GET;
+	}
+	(void)pool_run(b->pool, calls, n);
+	for (size_t i = 0; i < n; i++) {
+		struct cmap *m = NULL;
+		int err = calls[i].err;
+
+		if (!err) {
+			err = cmap_decode(calls[i].resp, calls[i].resp_len, b->admin_pk, &m);
+			if (err < 0) {
+				/* -EKEYREJECTED from decode means "another
+				 * admin key", not "wrong secret": keep the
+				 * two apart for callers' messages. */
+				log_warn("%s: its cluster map is not valid (%s): ignored",
+					 src[i], err == -EKEYREJECTED ?
+					 "signed by another admin key" : log_strerror(err));
+				err = -EBADMSG;
+				bad = true;
+			}
+		}
+		free(calls[i].resp);
+		if (err == -EKEYREJECTED)
+			rejected = true;
+		else if (err == -ENOENT)
+			empty = true;
+		if (err < 0) {
+			if (err != -EBADMSG)
+				last = err;
+			continue;
+		}
+		if (!best || cmap_epoch(m) > cmap_epoch(best)) {
+			cmap_free(best);
+			best = m;
+		} else {
+			cmap_free(m);
+		}
+	}
+	atomic_fetch_add(&b->map_refreshes, 1);
+
+	pthread_mutex_lock(&b->lock);
+	if (best && (!b->cur || cmap_epoch(best) > b->cur->epoch)) {
+		struct bio_map *bm = calloc(1, sizeof(*bm));
+
+		if (bm) {
+			struct bio_map *old = b->cur;
+
+			bm->m = best;
+			bm->epoch = cmap_epoch(best);
+			bm->refs = 1;
+			b->cur = bm;
+			best = NULL;
+			if (old && --old->refs == 0) {
+				cmap_free(old->m);
+				free(old);
+			}
+		}
+	}
+	rc = b->cur ? 0 : rejected ? -EKEYREJECTED : bad ? -EBADMSG :
+	     empty ? -ENOENT : last;
+	pthread_mutex_unlock(&b->lock);
+out:
+	cmap_free(best);
+	for (size_t i = 0; i < n; i++)
+		free(src[i]);
+	free(src);
+	free(calls);
+	return rc;
+}
+
+/* Refresh because a daemon called our map (epoch `seen`) old; when another
+ * thread fetched a newer one meanwhile, that is enough: a burst of STALE
+ * answers costs one fetch, not one per call. */
+static int map_refresh_after(struct blockio *b, uint64_t seen)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&b->refresh_lock);
+	if (map_epoch(b) <= seen)
+		rc = map_fetch(b);
+	pthread_mutex_unlock(&b->refresh_lock);
+	return rc;
 }
 
 int blockio_refresh_map(struct blockio *b)
 {
-	int rc, last = -ENOENT, ok = 0;
-	const char *nodes[MAX_SEEDS + 32];
-	size_t n = 0;
-	char *copies[32] = { 0 };
-	size_t n_copies = 0;
-
-	pthread_mutex_lock(&b->refresh_lock);
-	for (size_t i = 0; i < b->n_seeds; i++)
-		nodes[n++] = b->seeds[i];
-	/* also every node of the map we hold: seeds may have gone */
-	pthread_rwlock_rdlock(&b->map_lock);
-	for (unsigned i = 0; b->map && i < cmap_node_count(b->map) && n_copies < 32; i++) {
-		const struct cmap_node *nd = cmap_node(b->map, i);
-
-		if (nd->state == CMAP_NODE_OUT)
-			continue;
-		copies[n_copies] = strdup(nd->addr);
-		if (copies[n_copies])
-			nodes[n++] = copies[n_copies++];
-	}
-	pthread_rwlock_unlock(&b->map_lock);
-
-	for (size_t i = 0; i < n; i++) {
-		rc = fetch_map_from(b, nodes[i]);
-		if (rc == 0)
-			ok = 1;
-		else if (rc == -EKEYREJECTED && last != -ENOENT)
-			;       /* keep the more telling transport error */
-		else
-			last = rc;
-		/* a daemon without a map answers NOT_FOUND: keep asking */
-	}
-	for (size_t i = 0; i < n_copies; i++)
-		free(copies[i]);
-	atomic_fetch_add(&b->map_refreshes, 1);
-	pthread_mutex_unlock(&b->refresh_lock);
-	return ok ? 0 : last;
-}
-
-int blockio_new(const char *const *seeds, size_t n_seeds,
-		const uint8_t secret[HS_SECRET_BYTES],
-		const uint8_t admin_pk[CMAP_PK_BYTES],
-		const struct blockio_opts *opts, struct blockio **out)
-{
-	struct blockio *b = calloc(1, sizeof(*b));
 	int rc;
 
-	if (!b)
-		return -ENOMEM;
-	if (opts)
-		b->opts = *opts;
-	memcpy(b->admin_pk, admin_pk, CMAP_PK_BYTES);
-	pthread_rwlock_init(&b->map_lock, NULL);
-	pthread_mutex_init(&b->refresh_lock, NULL);
-	rc = pool_new(secret, &b->opts.pool, &b->pool);
-	if (rc < 0) {
-		free(b);
-		return rc;
-	}
-	for (size_t i = 0; i < n_seeds && i < MAX_SEEDS; i++) {
-		b->seeds[i] = strdup(seeds[i]);
-		if (!b->seeds[i]) {
-			blockio_free(b);
-			return -ENOMEM;
-		}
-		b->n_seeds++;
-	}
-	rc = blockio_refresh_map(b);
-	if (rc < 0 || !b->map) {
-		blockio_free(b);
-		return rc < 0 ? rc : -ENOENT;
-	}
-	*out = b;
-	return 0;
-}
-
-void blockio_free(struct blockio *b)
-{
-	if (!b)
-		return;
-	pool_free(b->pool);
-	for (size_t i = 0; i < b->n_seeds; i++)
-		free(b->seeds[i]);
-	cmap_free(b->map);
-	pthread_rwlock_destroy(&b->map_lock);
-	pthread_mutex_destroy(&b->refresh_lock);
-	free(b);
+	pthread_mutex_lock(&b->refresh_lock);
+	rc = map_fetch(b);
+	pthread_mutex_unlock(&b->refresh_lock);
+	return rc;
 }
 
 int blockio_map(struct blockio *b, struct cmap **out)
 {
+	struct bio_map *bm = map_get(b);
 	int rc;
 
-	pthread_rwlock_rdlock(&b->map_lock);
-	rc = b->map ? cmap_copy(b->map, out) : -ENOENT;
-	pthread_rwlock_unlock(&b->map_lock);
+	if (!bm)
+		return -ENOENT;
+	rc = cmap_copy(bm->m, out);
+	map_put(b, bm);
 	return rc;
 }
 
@@ -172,285 +271,70 @@ struct pool *blockio_pool(struct blockio *b)
 	return b->pool;
 }
 
-/* Addresses of the holders of addr: owners first, then previous owners
- * (readers only). Returns how many; node strings are copies in buf. */
-struct holders {
-	unsigned n, n_owners;
-	char addr[2 * CMAP_MAX_WIDTH][CMAP_ADDR_MAX + 1];
-};
-
-static void holders_of(struct blockio *b, const uint8_t addr[32], bool with_prev,
-		       struct holders *h, uint64_t *epoch)
+/* Answers that mean "your map is old". */
+static bool err_is_stale(int err)
 {
-	uint16_t idx[CMAP_MAX_WIDTH];
-	unsigned slot = slot_of_addr(addr), n;
-
-	h->n = h->n_owners = 0;
-	pthread_rwlock_rdlock(&b->map_lock);
-	*epoch = cmap_epoch(b->map);
-	n = cmap_slot_owners(b->map, slot, idx);
-	for (unsigned i = 0; i < n; i++)
-		strcpy(h->addr[h->n++], cmap_node(b->map, idx[i])->addr);
-	h->n_owners = h->n;
-	if (with_prev) {
-		n = cmap_slot_prev(b->map, slot, idx);
-		for (unsigned i = 0; i < n; i++) {
-			const char *a = cmap_node(b->map, idx[i])->addr;
-			bool dup = false;
-
-			for (unsigned j = 0; j < h->n; j++)
-				dup |= !strcmp(h->addr[j], a);
-			if (!dup)
-				strcpy(h->addr[h->n++], a);
-		}
-	}
-	pthread_rwlock_unlock(&b->map_lock);
+	return err == -ESTALE || err == -EXDEV;
 }
 
-/* --- PUT ----------------------------------------------------------------- */
+/* --- setup --------------------------------------------------------------- */
 
-struct put_req {
-	uint8_t hdr[8 + 32];            /* epoch | addr */
-};
-
-int blockio_put_many(struct blockio *b, const uint8_t (*addrs)[32],
-		     const void *const *blks, const size_t *lens, size_t n,
-		     int *errs)
+int blockio_new(const char *const *seeds, size_t n_seeds,
+		const uint8_t secret[HS_SECRET_BYTES],
+		const uint8_t admin_pk[CMAP_PK_BYTES],
+		const struct blockio_opts *opts, struct blockio **out)
 {
-	int first = 0;
+	struct blockio *b;
+	int rc;
 
-	for (int attempt = 0; attempt < 2; attempt++) {
-		struct pool_call *calls;
-		struct put_req *reqs;
-		size_t *owner_of;      /* call -> block index */
-		size_t n_calls = 0;
-		bool stale = false;
-		unsigned *acks;
-
-		calls = calloc(n * CMAP_MAX_WIDTH, sizeof(*calls));
-		reqs = calloc(n, sizeof(*reqs));
-		owner_of = calloc(n * CMAP_MAX_WIDTH, sizeof(*owner_of));
-		acks = calloc(n, sizeof(*acks));
-		if (!calls || !reqs || !owner_of || !acks) {
-			free(calls);
-			free(reqs);
-			free(owner_of);
-			free(acks);
-			return -ENOMEM;
-		}
-		for (size_t i = 0; i < n; i++) {
-			struct holders h;
-			uint64_t epoch;
-
-			if (attempt > 0 && errs[i] != -ESTALE)
-				continue;
-			errs[i] = 0;
-			holders_of(b, addrs[i], false, &h, &epoch);
-			if (!h.n) {
-				errs[i] = -EHOSTUNREACH;   /* slot unassigned */
-				continue;
-			}
-			proto_put_u64(reqs[i].hdr, epoch);
-			memcpy(reqs[i].hdr + 8, addrs[i], 32);
-			for (unsigned o = 0; o < h.n; o++) {
-				struct pool_call *c = &calls[n_calls];
-
-				/* the node string must outlive the call: it
-				 * lives in the map copy below via strdup */
-				c->node = strdup(h.addr[o]);
-				c->opcode = PROTO_OP_PUT;
-				c->req = reqs[i].hdr;
-				c->req_len = sizeof(reqs[i].hdr);
-				c->data = blks[i];
-				c->data_len = lens[i];
-				owner_of[n_calls++] = i;
-			}
-		}
-		/* Start everything, then wait: the pool pipelines it all. */
-		for (size_t k = 0; k < n_calls; k++)
-			if (calls[k].node)
-				(void)pool_start(b->pool, &calls[k]);
-			else
-				calls[k].err = -ENOMEM;
-		for (size_t k = 0; k < n_calls; k++) {
-			size_t i = owner_of[k];
-			int rc = calls[k].node ? pool_wait(b->pool, &calls[k]) : calls[k].err;
-
-			if (rc == 0) {
-				acks[i]++;
-				if (calls[k].resp_len >= 1 && calls[k].resp[0] == 1)
-					atomic_fetch_add(&b->put_new, 1);
-			} else if (rc == -ESTALE) {
-				stale = true;
-				if (!errs[i])
-					errs[i] = rc;
-			} else {
-				if (!errs[i] || errs[i] == -ESTALE)
-					errs[i] = rc;
-				log_debug("PUT to %s: %s", calls[k].node, log_strerror(rc));
-			}
-			free(calls[k].resp);
-			free((char *)calls[k].node);
-		}
-		/* A write quorum below every owner lets a block through when
-		 * enough owners took it (repair copies it later). */
-		if (b->opts.write_quorum) {
-			for (size_t i = 0; i < n; i++)
-				if (errs[i] && errs[i] != -ESTALE &&
-				    acks[i] >= b->opts.write_quorum)
-					errs[i] = 0;
-		}
-		free(calls);
-		free(reqs);
-		free(owner_of);
-		free(acks);
-		if (!stale || attempt == 1)
-			break;
-		if (blockio_refresh_map(b) < 0)
-			break;
+	if (!n_seeds)
+		return -EINVAL;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_mutex_init(&b->refresh_lock, NULL);
+	if (opts)
+		b->opts = *opts;
+	memcpy(b->admin_pk, admin_pk, CMAP_PK_BYTES);
+	b->seeds = calloc(n_seeds, sizeof(*b->seeds));
+	if (!b->seeds) {
+		rc = -ENOMEM;
+		goto fail;
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (errs[i] == 0) {
-			atomic_fetch_add(&b->puts, 1);
-			atomic_fetch_add(&b->put_bytes, lens[i]);
-		} else if (!first) {
-			first = errs[i];
+	for (size_t i = 0; i < n_seeds; i++) {
+		b->seeds[i] = strdup(seeds[i]);
+		if (!b->seeds[i]) {
+			rc = -ENOMEM;
+			goto fail;
 		}
+		b->n_seeds++;
 	}
-	return first;
+	rc = pool_new(secret, &b->opts.pool, &b->pool);
+	if (rc < 0)
+		goto fail;
+	rc = blockio_refresh_map(b);
+	if (rc < 0)
+		goto fail;
+	*out = b;
+	return 0;
+fail:
+	blockio_free(b);
+	return rc;
 }
 
-int blockio_put(struct blockio *b, const uint8_t addr[32], const void *blk,
-		size_t len)
+void blockio_free(struct blockio *b)
 {
-	int err = 0;
-	const uint8_t (*addrs)[32] = (const uint8_t (*)[32])addr;
-
-	return blockio_put_many(b, addrs, &blk, &len, 1, &err);
-}
-
-/* --- GET, HAS, DELETE ---------------------------------------------------- */
-
-int blockio_get(struct blockio *b, const uint8_t addr[32], unsigned skip,
-		uint8_t **blk, size_t *len)
-{
-	for (int attempt = 0; attempt < 2; attempt++) {
-		struct holders h;
-		uint64_t epoch;
-		uint8_t req[8 + 32];
-		struct pool_call c = { .opcode = PROTO_OP_GET, .req = req,
-				       .req_len = sizeof(req) };
-		int rc;
-
-		holders_of(b, addr, true, &h, &epoch);
-		if (skip >= h.n)
-			return -ENODATA;
-		proto_put_u64(req, epoch);
-		memcpy(req + 8, addr, 32);
-		c.node = h.addr[skip];
-		rc = pool_run(b->pool, &c, 1);
-		if (rc == 0) {
-			*blk = c.resp;
-			*len = c.resp_len;
-			atomic_fetch_add(&b->gets, 1);
-			atomic_fetch_add(&b->get_bytes, c.resp_len);
-			if (skip)
-				atomic_fetch_add(&b->get_failovers, 1);
-			return 0;
-		}
-		free(c.resp);
-		if (rc != -ESTALE) {
-			if (rc != -ENOENT)
-				log_debug("GET from %s: %s", c.node, log_strerror(rc));
-			return rc;
-		}
-		if (blockio_refresh_map(b) < 0)
-			return -ESTALE;
-	}
-	return -ESTALE;
-}
-
-int blockio_has(struct blockio *b, const uint8_t (*addrs)[32], size_t n,
-		bool *has)
-{
-	int first = 0;
-
-	/* One HAS per block and owner, pipelined: a block is "held" when
-	 * every owner holds it, so a missing replica gets uploaded again. */
-	for (size_t base = 0; base < n; base += PROTO_HAS_MAX / 4) {
-		size_t m = n - base < PROTO_HAS_MAX / 4 ? n - base : PROTO_HAS_MAX / 4;
-		struct pool_call *calls = calloc(m * CMAP_MAX_WIDTH, sizeof(*calls));
-		uint8_t (*reqs)[8 + 4 + 32] = calloc(m, sizeof(*reqs));
-		size_t *of = calloc(m * CMAP_MAX_WIDTH, sizeof(*of)), k = 0;
-		char (*nodes)[CMAP_ADDR_MAX + 1] = calloc(m * CMAP_MAX_WIDTH, sizeof(*nodes));
-
-		if (!calls || !reqs || !of || !nodes) {
-			free(calls);
-			free(reqs);
-			free(of);
-			free(nodes);
-			return -ENOMEM;
-		}
-		for (size_t i = 0; i < m; i++) {
-			struct holders h;
-			uint64_t epoch;
-
-			has[base + i] = true;
-			holders_of(b, addrs[base + i], false, &h, &epoch);
-			if (!h.n)
-				has[base + i] = false;
-			proto_put_u64(reqs[i], epoch);
-			proto_put_u32(reqs[i] + 8, 1);
-			memcpy(reqs[i] + 12, addrs[base + i], 32);
-			for (unsigned o = 0; o < h.n; o++) {
-				strcpy(nodes[k], h.addr[o]);
-				calls[k] = (struct pool_call){ .node = nodes[k],
-					.opcode = PROTO_OP_HAS, .req = reqs[i],
-					.req_len = sizeof(reqs[i]) };
-				of[k++] = base + i;
-			}
-		}
-		for (size_t j = 0; j < k; j++)
-			(void)pool_start(b->pool, &calls[j]);
-		for (size_t j = 0; j < k; j++) {
-			int rc = pool_wait(b->pool, &calls[j]);
-
-			/* answer: u32 n | bitmap */
-			if (rc < 0 || calls[j].resp_len < 5 || !(calls[j].resp[4] & 1))
-				has[of[j]] = false;
-			if (rc < 0 && !first)
-				first = rc;
-			free(calls[j].resp);
-		}
-		free(calls);
-		free(reqs);
-		free(of);
-		free(nodes);
-	}
-	return first;
-}
-
-int blockio_delete(struct blockio *b, const uint8_t addr[32])
-{
-	struct holders h;
-	struct pool_call calls[2 * CMAP_MAX_WIDTH];
-	uint8_t req[8 + 32];
-	uint64_t epoch;
-	int first = 0;
-
-	holders_of(b, addr, true, &h, &epoch);
-	proto_put_u64(req, epoch);
-	memcpy(req + 8, addr, 32);
-	for (unsigned o = 0; o < h.n; o++)
-		calls[o] = (struct pool_call){ .node = h.addr[o], .opcode = PROTO_OP_DELETE,
-					       .req = req, .req_len = sizeof(req) };
-	(void)pool_run(b->pool, calls, h.n);
-	for (unsigned o = 0; o < h.n; o++) {
-		if (calls[o].err < 0 && calls[o].err != -ENOENT && !first)
-			first = calls[o].err;
-		free(calls[o].resp);
-	}
-	return first;
+	if (!b)
+		return;
+	pool_free(b->pool);
+	map_put(b, b->cur);
+	for (size_t i = 0; i < b->n_seeds; i++)
+		free(b->seeds[i]);
+	free(b->seeds);
+	pthread_mutex_destroy(&b->refresh_lock);
+	pthread_mutex_destroy(&b->lock);
+	free(b);
 }
 
 void blockio_counters(struct blockio *b, struct blockio_counters *out)
@@ -462,4 +346,419 @@ void blockio_counters(struct blockio *b, struct blockio_counters *out)
 	out->get_bytes = atomic_load(&b->get_bytes);
 	out->get_failovers = atomic_load(&b->get_failovers);
 	out->map_refreshes = atomic_load(&b->map_refreshes);
+}
+
+/* --- PUT ----------------------------------------------------------------- */
+
+/*
+ * One round of PUTs for the blocks whose errs[i] is -EINPROGRESS, all
+ * pipelined. Sets errs[i] to the result, or leaves -EINPROGRESS (and sets
+ * *stale) for blocks an owner called our map old.
+ */
+static int put_round(struct blockio *b, struct bio_map *bm,
+		     const uint8_t (*addrs)[32], const void *const *blks,
+		     const size_t *lens, size_t n, int *errs, bool *stale)
+{
+	unsigned w = cmap_width(bm->m);
+	struct pool_call *calls = calloc(n * w + 1, sizeof(*calls));
+	uint8_t *reqs = malloc(n * BIO_REQ_BYTES + 1);
+	unsigned *n_own = calloc(n + 1, sizeof(*n_own));
+	int rc = 0;
+
+	if (!calls || !reqs || !n_own) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint16_t own[CMAP_MAX_WIDTH];
+		uint8_t *req = reqs + i * BIO_REQ_BYTES;
+
+		if (errs[i] != -EINPROGRESS)
+			continue;
+		n_own[i] = cmap_slot_owners(bm->m, slot_of_addr(addrs[i]), own);
+		if (n_own[i] > w)
+			n_own[i] = w;
+		if (!n_own[i]) {
+			errs[i] = -EHOSTUNREACH;   /* slot has no owner yet */
+			continue;
+		}
+		proto_put_u64(req, bm->epoch);
+		memcpy(req + 8, addrs[i], PROTO_ADDR_BYTES);
+		for (unsigned k = 0; k < n_own[i]; k++) {
+			struct pool_call *c = &calls[i * w + k];
+
+			c->node = cmap_node(bm->m, own[k])->addr;
+			c->opcode = PROTO_OP_PUT;
+			c->req = req;
+			c->req_len = BIO_REQ_BYTES;
+			c->data = blks[i];
+			c->data_len = lens[i];
+		}
+	}
+	/* Start everything before waiting: the pool's back-pressure paces us. */
+	for (size_t i = 0; i < n; i++)
+		for (unsigned k = 0; k < n_own[i] && errs[i] == -EINPROGRESS; k++)
+			(void)pool_start(b->pool, &calls[i * w + k]);
+	for (size_t i = 0; i < n; i++) {
+		unsigned ok = 0, need;
+		int first = 0;
+		bool st = false;
+
+		if (errs[i] != -EINPROGRESS)
+			continue;
+		for (unsigned k = 0; k < n_own[i]; k++) {
+			struct pool_call *c = &calls[i * w + k];
+			int e = pool_wait(b->pool, c);
+
+			if (!e) {
+				ok++;
+				if (c->resp_len >= 1 && c->resp[0] == 1)
+					atomic_fetch_add(&b->put_new, 1);
+			} else {
+				if (err_is_stale(e))
+					st = true;
+				if (!first)
+					first = e;
+				log_debug("PUT to %s: %s", c->node, log_strerror(e));
+			}
+			free(c->resp);
+			c->resp = NULL;
+		}
+		/* A write quorum below every owner lets a block through when
+		 * enough owners took it (repair copies it later). */
+		need = b->opts.write_quorum && b->opts.write_quorum < n_own[i] ?
+		       b->opts.write_quorum : n_own[i];
+		if (ok >= need) {
+			errs[i] = 0;
+			atomic_fetch_add(&b->puts, 1);
+			atomic_fetch_add(&b->put_bytes, lens[i]);
+		} else if (st) {
+			*stale = true;     /* retried after a map refresh */
+		} else {
+			errs[i] = first;
+		}
+	}
+out:
+	free(calls);
+	free(reqs);
+	free(n_own);
+	return rc;
+}
+
+int blockio_put_many(struct blockio *b, const uint8_t (*addrs)[32],
+		     const void *const *blks, const size_t *lens, size_t n,
+		     int *errs)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		errs[i] = -EINPROGRESS;
+		if (lens[i] > PROTO_MAX_PAYLOAD - BIO_REQ_BYTES)
+			errs[i] = -E2BIG;
+	}
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct bio_map *bm = map_get(b);
+		bool stale = false;
+		uint64_t epoch;
+
+		if (!bm) {
+			rc = -ENOENT;
+			break;
+		}
+		epoch = bm->epoch;
+		rc = put_round(b, bm, addrs, blks, lens, n, errs, &stale);
+		map_put(b, bm);
+		if (rc < 0 || !stale)
+			break;
+		rc = map_refresh_after(b, epoch);
+		if (rc < 0)
+			break;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (errs[i] == -EINPROGRESS)
+			errs[i] = rc < 0 ? rc : -ESTALE;
+	for (size_t i = 0; i < n; i++)
+		if (errs[i] < 0)
+			return errs[i];
+	return 0;
+}
+
+int blockio_put(struct blockio *b, const uint8_t addr[32], const void *blk,
+		size_t len)
+{
+	const void *blks[1] = { blk };
+	int err;
+
+	return blockio_put_many(b, (const uint8_t (*)[32])addr, blks, &len, 1, &err);
+}
+
+/* --- GET ----------------------------------------------------------------- */
+
+/* The holders of slot: owners in order, then previous owners not already
+ * listed. Returns how many. */
+static unsigned holders(const struct cmap *m, unsigned slot,
+			uint16_t out[2 * CMAP_MAX_WIDTH])
+{
+	uint16_t prev[CMAP_MAX_WIDTH];
+	unsigned n = cmap_slot_owners(m, slot, out);
+	unsigned np = cmap_slot_prev(m, slot, prev);
+
+	for (unsigned i = 0; i < np; i++) {
+		bool dup = false;
+
+		for (unsigned k = 0; k < n && !dup; k++)
+			dup = out[k] == prev[i];
+		if (!dup)
+			out[n++] = prev[i];
+	}
+	return n;
+}
+
+int blockio_get(struct blockio *b, const uint8_t addr[32], unsigned skip,
+		uint8_t **blk, size_t *len)
+{
+	int rc = -ESTALE;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct bio_map *bm = map_get(b);
+		uint16_t h[2 * CMAP_MAX_WIDTH];
+		uint8_t req[BIO_REQ_BYTES];
+		struct pool_call c = { .opcode = PROTO_OP_GET, .req = req,
+				       .req_len = sizeof(req) };
+		uint64_t epoch;
+
+		if (!bm)
+			return -ENOENT;
+		epoch = bm->epoch;
+		if (skip >= holders(bm->m, slot_of_addr(addr), h)) {
+			map_put(b, bm);
+			return -ENODATA;
+		}
+		proto_put_u64(req, epoch);
+		memcpy(req + 8, addr, PROTO_ADDR_BYTES);
+		c.node = cmap_node(bm->m, h[skip])->addr;
+		rc = pool_run(b->pool, &c, 1);
+		if (rc == 0) {
+			*blk = c.resp ? c.resp : malloc(1);
+			*len = c.resp_len;
+			map_put(b, bm);
+			if (!*blk)
+				return -ENOMEM;
+			atomic_fetch_add(&b->gets, 1);
+			atomic_fetch_add(&b->get_bytes, c.resp_len);
+			if (skip)
+				atomic_fetch_add(&b->get_failovers, 1);
+			return 0;
+		}
+		free(c.resp);
+		if (rc != -ENOENT)
+			log_debug("GET from %s: %s", c.node, log_strerror(rc));
+		map_put(b, bm);
+		if (!err_is_stale(rc))
+			return rc;
+		rc = -ESTALE;
+		if (map_refresh_after(b, epoch) < 0)
+			break;
+	}
+	return rc;
+}
+
+/* --- HAS ----------------------------------------------------------------- */
+
+/* One HAS request: addrs[idx[0..k)], all owned by one node. */
+struct has_req {
+	struct pool_call call;
+	const size_t *idx;
+	uint32_t k;
+	uint8_t *buf;
+};
+
+/*
+ * Group the addresses by owner (counting sort over node indexes) and send
+ * each owner one HAS per PROTO_HAS_MAX addresses, all pipelined. has[i] is
+ * true when every owner holds addrs[i]; an owner that fails counts as "does
+ * not hold" (the caller uploads, and PUT reports what is wrong).
+ */
+static int has_round(struct blockio *b, struct bio_map *bm,
+		     const uint8_t (*addrs)[32], size_t n, bool *has, bool *stale)
+{
+	unsigned nn = cmap_node_count(bm->m);
+	size_t *count = calloc(nn + 1, sizeof(*count));
+	size_t *start = calloc(nn + 1, sizeof(*start));
+	size_t *fill = calloc(nn + 1, sizeof(*fill));
+	size_t *idx = NULL, n_req = 0, total = 0;
+	struct has_req *reqs = NULL;
+	int rc = 0;
+
+	if (!count || !start || !fill) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint16_t own[CMAP_MAX_WIDTH];
+		unsigned k = cmap_slot_owners(bm->m, slot_of_addr(addrs[i]), own);
+
+		has[i] = k > 0;
+		for (unsigned j = 0; j < k; j++)
+			count[own[j]]++;
+	}
+	for (unsigned o = 0; o < nn; o++) {
+		start[o] = total;
+		total += count[o];
+		n_req += (count[o] + PROTO_HAS_MAX - 1) / PROTO_HAS_MAX;
+	}
+	idx = malloc((total + 1) * sizeof(*idx));
+	reqs = calloc(n_req + 1, sizeof(*reqs));
+	if (!idx || !reqs) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint16_t own[CMAP_MAX_WIDTH];
+		unsigned k = cmap_slot_owners(bm->m, slot_of_addr(addrs[i]), own);
+
+		for (unsigned j = 0; j < k; j++)
+			idx[start[own[j]] + fill[own[j]]++] = i;
+	}
+	n_req = 0;
+	for (unsigned o = 0; o < nn; o++) {
+		for (size_t off = 0; off < count[o]; off += PROTO_HAS_MAX) {
+			struct has_req *r = &reqs[n_req++];
+			size_t k = count[o] - off < PROTO_HAS_MAX ? count[o] - off : PROTO_HAS_MAX;
+
+			r->idx = idx + start[o] + off;
+			r->k = (uint32_t)k;
+			r->buf = malloc(12 + k * PROTO_ADDR_BYTES);
+			if (!r->buf) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			proto_put_u64(r->buf, bm->epoch);
+			proto_put_u32(r->buf + 8, r->k);
+			for (size_t j = 0; j < k; j++)
+				memcpy(r->buf + 12 + j * PROTO_ADDR_BYTES, addrs[r->idx[j]],
+				       PROTO_ADDR_BYTES);
+			r->call.node = cmap_node(bm->m, o)->addr;
+			r->call.opcode = PROTO_OP_HAS;
+			r->call.req = r->buf;
+			r->call.req_len = 12 + k * PROTO_ADDR_BYTES;
+		}
+	}
+	for (size_t i = 0; i < n_req; i++)
+		(void)pool_start(b->pool, &reqs[i].call);
+	for (size_t i = 0; i < n_req; i++) {
+		struct has_req *r = &reqs[i];
+		int e = pool_wait(b->pool, &r->call);
+		struct proto_reader rd;
+		const uint8_t *bits = NULL;
+		uint32_t got = 0;
+
+		if (!e) {
+			proto_reader_init(&rd, r->call.resp, r->call.resp_len);
+			proto_read_u32(&rd, &got);
+			if (!rd.bad && got == r->k)
+				proto_read_bytes(&rd, (got + 7) / 8, &bits);
+			if (rd.bad || got != r->k || rd.left)
+				e = -EPROTO;
+		}
+		if (e < 0) {
+			if (err_is_stale(e))
+				*stale = true;
+			if (!rc || (rc == -ESTALE && !err_is_stale(e)))
+				rc = err_is_stale(e) ? -ESTALE : e;
+			for (uint32_t j = 0; j < r->k; j++)
+				has[r->idx[j]] = false;
+		} else {
+			for (uint32_t j = 0; j < r->k; j++)
+				if (!(bits[j / 8] & (1u << (j % 8))))
+					has[r->idx[j]] = false;
+		}
+		free(r->call.resp);
+		r->call.resp = NULL;
+	}
+out:
+	for (size_t i = 0; reqs && i < n_req; i++)
+		free(reqs[i].buf);
+	free(reqs);
+	free(idx);
+	free(count);
+	free(start);
+	free(fill);
+	return rc;
+}
+
+int blockio_has(struct blockio *b, const uint8_t (*addrs)[32], size_t n,
+		bool *has)
+{
+	int rc = -ENOENT;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct bio_map *bm = map_get(b);
+		bool stale = false;
+		uint64_t epoch;
+
+		if (!bm)
+			break;
+		epoch = bm->epoch;
+		rc = has_round(b, bm, addrs, n, has, &stale);
+		map_put(b, bm);
+		if (!stale)
+			break;
+		if (map_refresh_after(b, epoch) < 0)
+			break;
+	}
+	if (rc == -ENOMEM || rc == -ENOENT)
+		memset(has, 0, n * sizeof(*has));
+	return rc;
+}
+
+/* --- DELETE -------------------------------------------------------------- */
+
+int blockio_delete(struct blockio *b, const uint8_t addr[32])
+{
+	int rc = 0;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct pool_call calls[2 * CMAP_MAX_WIDTH];
+		uint16_t h[2 * CMAP_MAX_WIDTH];
+		uint8_t req[BIO_REQ_BYTES];
+		struct bio_map *bm = map_get(b);
+		unsigned n;
+		uint64_t epoch;
+		bool stale = false;
+
+		if (!bm)
+			return -ENOENT;
+		epoch = bm->epoch;
+		n = holders(bm->m, slot_of_addr(addr), h);
+		proto_put_u64(req, epoch);
+		memcpy(req + 8, addr, PROTO_ADDR_BYTES);
+		memset(calls, 0, sizeof(calls));
+		for (unsigned i = 0; i < n; i++) {
+			calls[i].node = cmap_node(bm->m, h[i])->addr;
+			calls[i].opcode = PROTO_OP_DELETE;
+			calls[i].req = req;
+			calls[i].req_len = sizeof(req);
+		}
+		(void)pool_run(b->pool, calls, n);
+		rc = 0;
+		for (unsigned i = 0; i < n; i++) {
+			int e = calls[i].err;
+
+			free(calls[i].resp);
+			if (e == -ENOENT || !e)
+				continue;
+			if (err_is_stale(e))
+				stale = true;
+			else if (!rc)
+				rc = e;
+		}
+		map_put(b, bm);
+		if (!stale)
+			break;
+		rc = -ESTALE;
+		if (map_refresh_after(b, epoch) < 0)
+			break;
+	}
+	return rc;
 }

@@ -38,8 +38,9 @@ struct blockio;
  * Connect to a cluster given some daemon addresses (`seeds`, "host:port"),
  * the cluster secret and the admin public key (maps not signed by it are
  * refused). Fetches the newest map from the seeds. Returns 0, -EKEYREJECTED
- * (wrong cluster secret), -ENOENT (no daemon has a map yet), or the last
- * connection error when no seed answered.
+ * (wrong cluster secret), -EBADMSG (the maps offered do not verify against
+ * admin_pk), -ENOENT (no daemon has a map yet), or the last connection
+ * error when no seed answered.
  */
 int blockio_new(const char *const *seeds, size_t n_seeds,
 		const uint8_t secret[HS_SECRET_BYTES],
@@ -76,7 +77,9 @@ int blockio_put_many(struct blockio *b, const uint8_t (*addrs)[32],
 int blockio_get(struct blockio *b, const uint8_t addr[32], unsigned skip,
 		uint8_t **blk, size_t *len) __attribute__((warn_unused_result));
 
-/* Which of the addrs every owner holds (has[i] = true). */
+/* Which of the addrs every owner holds (has[i] = true): one HAS per owner
+ * and PROTO_HAS_MAX addresses, pipelined. An owner that cannot answer counts
+ * as not holding (the caller uploads); the first such error is returned. */
 int blockio_has(struct blockio *b, const uint8_t (*addrs)[32], size_t n,
 		bool *has);
 

@@ -29,6 +29,11 @@
 #define CTL_ADMIN_TIMEOUT_MS 10000
 #define CTL_DEFAULT_WEIGHT 100
 
+_Static_assert(CTL_ADMIN_SK_BYTES == crypto_sign_SECRETKEYBYTES, "admin.key size");
+_Static_assert(CMAP_SK_BYTES == crypto_sign_SECRETKEYBYTES, "map signing key");
+_Static_assert(CMAP_PK_BYTES == crypto_sign_PUBLICKEYBYTES, "admin.pub size");
+_Static_assert(CTL_SECRET_BYTES == HS_SECRET_BYTES, "cluster.secret size");
+
 /* ---- talking to daemons -------------------------------------------- */
 
 int ctl_fetch_map(struct pool *p, const char *const *addrs, size_t n,

@@ -906,12 +906,14 @@ static int get_manifest_block(struct blockio *b, const struct keys *mk,
 		ssize_t n;
 
 		rc = blockio_get(b, addr, skip, &blk, &blen);
-		if (rc == -ENODATA || (rc == -ENOENT && skip > 0))
-			break;
+		if (rc == -ENODATA)
+			break;          /* no more holders */
 		if (rc < 0) {
-			last = rc;
-			if (rc == -ENOENT)
-				break;
+			/* One holder lacking it (a new owner before migration)
+			 * or down: the next may have it. Not found wins only
+			 * when nobody could say otherwise. */
+			if (last == -ENOENT || rc != -ENOENT)
+				last = rc;
 			continue;
 		}
 		n = seal_open(ctx, mk, addr, blk, blen, out, MAN_MAX_BYTES);

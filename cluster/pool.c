@@ -3,8 +3,8 @@
  *
  * A connection is opened on first use (non-blocking connect with a
  * deadline, then the HELLO handshake) and then shared: callers write whole
- * frames under the send lock (writev of header, request, data and tag: a
- * block is never copied), and one reader thread per connection matches
+ * frames under the send lock (one sendmsg of header, request, data and
+ * tag: a block is never copied), and one reader thread per connection matches
  * answers to calls by request id. Every wait is bounded: the reader wakes
  * at least every 200 ms and fails calls past their deadline; a failed or
  * timed-out connection fails all its calls and is replaced on next use.
@@ -57,12 +57,18 @@ struct conn {
 	struct conn *next;
 };
 
+/* A connect under way (on the connecting thread's stack). */
+struct connecting {
+	const char *node;
+	struct connecting *next;
+};
+
 struct pool {
 	uint8_t secret[HS_SECRET_BYTES];
 	struct pool_opts opts;
 	pthread_mutex_t lock;
 	pthread_cond_t done;           /* a call completed or a slot freed */
-	pthread_mutex_t connect_lock;  /* one connect at a time per pool */
+	struct connecting *connecting; /* nodes being connected to now */
 	struct conn *conns;
 	unsigned readers;              /* reader threads still running */
 	bool closing;
@@ -93,7 +99,6 @@ int pool_new(const uint8_t secret[HS_SECRET_BYTES], const struct pool_opts *opts
 	if (!p->opts.max_inflight)
 		p->opts.max_inflight = 256;
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_mutex_init(&p->connect_lock, NULL);
 	pthread_cond_init(&p->done, NULL);
 	*out = p;
 	return 0;
@@ -226,7 +231,10 @@ static void set_timeouts(int fd, int send_ms, int recv_ms)
 static int write_all(int fd, struct iovec *iov, int cnt)
 {
 	while (cnt > 0) {
-		ssize_t n = writev(fd, iov, cnt);
+		/* sendmsg, not writev: MSG_NOSIGNAL turns a peer's reset into
+		 * EPIPE instead of a SIGPIPE that would kill the client. */
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
+		ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -397,7 +405,10 @@ static void *reader_main(void *arg)
 		uint8_t *payload = NULL;
 		int idle = 0, rc;
 
-		rc = read_full(c->fd, hb, sizeof(hb), -1, &idle);
+		/* Nothing at all: an idle wake-up. Part of a header and
+		 * then silence: bounded like any answer. */
+		rc = read_full(c->fd, hb, sizeof(hb), now_ms() + p->opts.call_timeout_ms,
+			       &idle);
 		if (rc == 0 && idle) {
 			bool stop, overdue;
 
@@ -494,40 +505,45 @@ fail:
  * drops with conn_put_locked(). */
 static int conn_get(struct pool *p, const char *node, struct conn **out)
 {
+	struct connecting me = { node, NULL }, **pp;
 	struct conn *c;
 	int rc, fd;
 
 	pthread_mutex_lock(&p->lock);
-	for (c = p->conns; c; c = c->next) {
-		if (!strcmp(c->node, node) && !c->dead) {
-			c->refs++;
-			pthread_mutex_unlock(&p->lock);
-			*out = c;
-			return 0;
+	for (;;) {
+		struct connecting *k;
+
+		for (c = p->conns; c; c = c->next) {
+			if (!strcmp(c->node, node) && !c->dead) {
+				c->refs++;
+				pthread_mutex_unlock(&p->lock);
+				*out = c;
+				return 0;
+			}
 		}
+		if (p->closing) {
+			pthread_mutex_unlock(&p->lock);
+			return -ECANCELED;
+		}
+		/* Concurrent first calls to one node share one connection
+		 * instead of racing to open several: wait for the connect
+		 * under way (bounded by its connect and handshake timeouts). */
+		for (k = p->connecting; k && strcmp(k->node, node); k = k->next)
+			;
+		if (!k)
+			break;
+		pthread_cond_wait(&p->done, &p->lock);
 	}
+	me.next = p->connecting;
+	p->connecting = &me;
 	pthread_mutex_unlock(&p->lock);
 
-	/* Connect outside p->lock: other daemons' calls go on meanwhile.
-	 * connect_lock makes concurrent first calls to one node share one
-	 * connection instead of racing to open several. */
-	pthread_mutex_lock(&p->connect_lock);
-	pthread_mutex_lock(&p->lock);
-	for (c = p->conns; c; c = c->next) {
-		if (!strcmp(c->node, node) && !c->dead) {
-			c->refs++;
-			pthread_mutex_unlock(&p->lock);
-			pthread_mutex_unlock(&p->connect_lock);
-			*out = c;
-			return 0;
-		}
-	}
-	pthread_mutex_unlock(&p->lock);
-
+	/* Connect outside p->lock, and per node: calls to other daemons, and
+	 * connects to them, go on while this one waits for a slow node. */
 	c = calloc(1, sizeof(*c));
 	if (!c) {
-		pthread_mutex_unlock(&p->connect_lock);
-		return -ENOMEM;
+		rc = -ENOMEM;
+		goto fail;
 	}
 	c->node = strdup(node);
 	c->pool = p;
@@ -550,28 +566,38 @@ static int conn_get(struct pool *p, const char *node, struct conn **out)
 	c->next = p->conns;
 	p->conns = c;
 	p->readers++;
+	for (pp = &p->connecting; *pp != &me; pp = &(*pp)->next)
+		;
+	*pp = me.next;
+	pthread_cond_broadcast(&p->done);
 	pthread_mutex_unlock(&p->lock);
 	rc = pthread_create(&c->reader, NULL, reader_main, c);
 	if (rc) {
 		pthread_mutex_lock(&p->lock);
 		p->readers--;
-		conn_fail_locked(p, c, -ECONNRESET);
 		c->refs--;         /* no reader */
+		conn_fail_locked(p, c, -ECONNRESET);
+		conn_put_locked(p, c);     /* ours */
 		pthread_mutex_unlock(&p->lock);
-		pthread_mutex_unlock(&p->connect_lock);
 		return -rc;
 	}
 	pthread_detach(c->reader);
-	pthread_mutex_unlock(&p->connect_lock);
 	*out = c;
 	return 0;
 fail:
-	pthread_mutex_unlock(&p->connect_lock);
-	if (c->fd >= 0)
-		close(c->fd);
-	pthread_mutex_destroy(&c->send_lock);
-	free(c->node);
-	free(c);
+	if (c) {
+		if (c->fd >= 0)
+			close(c->fd);
+		pthread_mutex_destroy(&c->send_lock);
+		free(c->node);
+		free(c);
+	}
+	pthread_mutex_lock(&p->lock);
+	for (pp = &p->connecting; *pp != &me; pp = &(*pp)->next)
+		;
+	*pp = me.next;
+	pthread_cond_broadcast(&p->done);
+	pthread_mutex_unlock(&p->lock);
 	return rc;
 }
 
@@ -722,7 +748,6 @@ void pool_free(struct pool *p)
 	pthread_mutex_unlock(&p->lock);
 	pthread_cond_destroy(&p->done);
 	pthread_mutex_destroy(&p->lock);
-	pthread_mutex_destroy(&p->connect_lock);
 	sodium_memzero(p->secret, sizeof(p->secret));
 	free(p);
 }

@@ -15,8 +15,9 @@
  *
  * Limits that keep a bad peer from hurting others: a connection cap; a
  * handshake deadline; a frame deadline (a started frame must complete);
- * an idle timeout; at most CONN_MAX_INFLIGHT requests in flight and
- * CONN_OUT_HIGH bytes of answers queued before we stop reading; a peer
+ * an idle timeout; at most CONN_MAX_INFLIGHT requests (and
+ * CONN_INFLIGHT_BYTES_HIGH of their bytes) in flight and CONN_OUT_HIGH
+ * bytes of answers queued before we stop reading; a peer
  * that does not read its answers for frame-timeout is dropped.
  *
  * The map: current map under map_lock (short holds, the loop takes it);
@@ -55,6 +56,7 @@
 
 #define CONN_MAX_INFLIGHT 64
 #define CONN_OUT_HIGH (8u << 20)
+#define CONN_INFLIGHT_BYTES_HIGH (128u << 20)   /* request bytes held by jobs */
 #define CONN_BODY_STEP (64u << 10)
 #define EPOCH_BYTES 8
 
@@ -89,6 +91,7 @@ struct conn {
 	struct outbuf *out_head, *out_tail;
 	size_t out_bytes;
 	unsigned inflight;
+	size_t inflight_bytes;
 	int refs;                        /* the loop's + one per job */
 	bool closed, paused;
 	ev_tstamp accepted, last_active, frame_start, last_write;
@@ -347,7 +350,8 @@ static void conn_close(struct conn *c, const char *why)
 static void conn_update_read(struct conn *c)
 {
 	bool want = !c->closed && !c->srv->stopping &&
-		    c->inflight < CONN_MAX_INFLIGHT && c->out_bytes < CONN_OUT_HIGH;
+		    c->inflight < CONN_MAX_INFLIGHT && c->out_bytes < CONN_OUT_HIGH &&
+		    c->inflight_bytes < CONN_INFLIGHT_BYTES_HIGH;
 
 	if (want && c->paused) {
 		ev_io_start(c->srv->loop, &c->rio);
@@ -509,6 +513,7 @@ static void job_done(struct diskpool_job *dj)
 		}
 	}
 	c->inflight--;
+	c->inflight_bytes -= j->len;
 	conn_update_read(c);
 	conn_unref(c);
 	free(j->frame);
@@ -535,7 +540,9 @@ static void job_submit(struct conn *c, uint8_t op, uint64_t id)
 	c->body_cap = 0;
 	c->refs++;
 	c->inflight++;
+	c->inflight_bytes += j->len;
 	diskpool_submit(c->srv->dp, &j->dj);
+	conn_update_read(c);         /* pipelining stops at the bounds */
 }
 
 static int job_alloc(struct job *j, size_t len)

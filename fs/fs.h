@@ -29,6 +29,8 @@ struct fs_opts {
 	int allow_other;          /* -o allow_other (implies default_permissions) */
 	int timeout_ms;           /* -o timeout=MS: network call timeout */
 	int zstd_level;           /* -o zstd=N */
+	char *log_level;          /* -o log=LEVEL: error, warn, info, debug */
+	int write_quorum;         /* -o quorum=N: owners that must store a block (0: all) */
 };
 
 struct fsctx {

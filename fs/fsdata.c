@@ -19,8 +19,10 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "chunker/chunker.h"
 #include "cluster/log.h"
@@ -60,9 +62,12 @@ struct fsdata {
 	struct wfile *files[FILE_BUCKETS];
 	struct wfile *qhead, *qtail;
 	size_t total_dirty;          /* dirty + inflight, all files */
+	unsigned flushing;           /* flushers at work on a file */
 	bool stopping;
 	pthread_t flushers[FLUSHERS];
 	unsigned n_flushers;
+	pthread_t deleter;
+	bool deleter_started;
 };
 
 /* --- segments ------------------------------------------------------------ */
@@ -231,6 +236,22 @@ static void seg_overlay(const struct seg *s, uint8_t *buf, uint64_t off,
 
 /* --- files --------------------------------------------------------------- */
 
+/* Copy the parts of the segs in [start, end) into *out (a seg list). */
+static int seg_copy_range(const struct seg *s, uint64_t start, uint64_t end,
+			  struct seg **out)
+{
+	for (; s; s = s->next) {
+		uint64_t a = s->off > start ? s->off : start;
+		uint64_t b = s->off + s->len < end ? s->off + s->len : end;
+
+		if (a >= b)
+			continue;
+		if (seg_insert(out, a, s->buf + (a - s->off), (size_t)(b - a)) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 static struct wfile **wfile_slot(struct fsdata *d, uint64_t ino)
 {
 	struct wfile **pp = &d->files[(ino * 0x9E3779B97F4A7C15ull) >> 54];
@@ -286,7 +307,7 @@ static void wfile_enqueue(struct fsdata *d, struct wfile *w, bool final)
 	else
 		d->qhead = w;
 	d->qtail = w;
-	pthread_cond_signal(&d->work);
+	pthread_cond_broadcast(&d->work);
 }
 
 /* --- the committed layer ------------------------------------------------- */
@@ -412,6 +433,7 @@ ssize_t fsdata_write(struct fsdata *d, uint64_t ino, const void *buf,
 {
 	struct wfile *w;
 	ssize_t delta;
+	bool waited = false;
 	int rc = 0;
 
 	pthread_mutex_lock(&d->lock);
@@ -424,7 +446,11 @@ ssize_t fsdata_write(struct fsdata *d, uint64_t ino, const void *buf,
 	 * unless the flush of this very file failed (then say so). */
 	while (d->total_dirty + len > FSDATA_TOTAL_DIRTY && d->total_dirty > 0 &&
 	       !w->err) {
-		wfile_enqueue(d, w, false);
+		/* Over the bound with no flush running or queued: what is
+		 * left is held back for content-defined cuts (flush_file).
+		 * Memory comes first: flush this file's held data too. */
+		wfile_enqueue(d, w, waited && !d->flushing && !d->qhead);
+		waited = true;
 		pthread_cond_wait(&d->changed, &d->lock);
 	}
 	if (w->err) {
@@ -472,11 +498,16 @@ static int span_widen(struct fsdata *d, uint64_t ino, uint64_t a, uint64_t b,
 
 	out->start = a;
 	out->end = b;
-	rc = meta_extents_get(d->fs->meta, ino, a, b - a, &ext, &n);
+	/* From a-1: the extent that ends right at a comes in too, since its
+	 * end may be a forced cut (the edge of an earlier flush, not of the
+	 * content). Re-chunking it costs a read; if its end was natural the
+	 * chunk comes out the same and dedup uploads nothing. */
+	rc = meta_extents_get(d->fs->meta, ino, a ? a - 1 : 0, b - a + (a ? 1 : 0),
+			      &ext, &n);
 	if (rc < 0)
 		return rc;
-	/* The extent holding a (if any) starts the span; the one holding
-	 * b-1 ends it. meta_extents_get returns extents overlapping [a, b). */
+	/* The extent holding a-1 (if any) starts the span; the one holding
+	 * b-1 ends it. meta_extents_get returns extents overlapping the range. */
 	if (n) {
 		if (ext[0].off < a)
 			out->start = ext[0].off;
@@ -516,22 +547,84 @@ static void upload_release(struct upload *u)
  * The commit replaces the whole span and raises the committed size to the
  * end of what it stored (never past `file_size`).
  */
+/*
+ * The committed extents right after the span, which chunking may run on
+ * into until its cuts fall in step with theirs again (resync): their
+ * starts into *starts (malloc'd), and the end of the last one within
+ * FSDATA_RESYNC_MAX of the span's end into *limit (the span's end when
+ * no extent follows it directly).
+ */
+static int resync_window(struct fsdata *d, uint64_t ino, uint64_t end,
+			 uint64_t **starts, size_t *n_starts, uint64_t *limit)
+{
+	struct meta_extent *ext = NULL;
+	size_t n = 0, k = 0;
+	int rc;
+
+	*starts = NULL;
+	*n_starts = 0;
+	*limit = end;
+	rc = meta_extents_get(d->fs->meta, ino, end, FSDATA_RESYNC_MAX, &ext, &n);
+	if (rc < 0)
+		return rc;
+	if (n && ext[0].off == end) {
+		*starts = malloc(n * sizeof(**starts));
+		if (!*starts) {
+			free(ext);
+			return -ENOMEM;
+		}
+		/* Only a run of touching extents: a hole ends the window. */
+		for (k = 0; k < n && ext[k].off == *limit; k++) {
+			(*starts)[k] = ext[k].off;
+			*limit = ext[k].off + ext[k].len;
+		}
+		*n_starts = k;
+	}
+	free(ext);
+	return 0;
+}
+
+static bool is_old_start(const uint64_t *starts, size_t n, uint64_t off)
+{
+	for (size_t i = 0; i < n; i++)
+		if (starts[i] == off)
+			return true;
+	return false;
+}
+
 static int flush_span(struct fsdata *d, struct wfile *w, const struct seg *segs,
-		      struct span sp, uint64_t durable_size, bool keep_tail,
+		      struct span *spp, uint64_t durable_size, bool keep_tail,
 		      size_t *kept)
 {
 	struct fsctx *fs = d->fs;
-	size_t len = (size_t)(sp.end - sp.start), pos = 0, n_ext = 0, cap_ext;
+	struct span sp = *spp;
+	size_t len, pos = 0, n_ext = 0, cap_ext, n_starts = 0;
 	struct meta_extent *ext = NULL;
 	struct upload up = { 0 };
+	uint8_t (*claims)[32] = NULL;
+	uint64_t *starts = NULL, limit;
+	size_t n_claims = 0;
 	const struct chunker *ck = d->chunker;
-	uint8_t *buf;
+	uint8_t *buf = NULL;
 	int rc;
 
 	*kept = 0;
+	/* Chunk on past the span's end into the extents after it until a cut
+	 * lands on one of their starts: from there on the old chunks are
+	 * what chunking the new content gives. Without this an edit that
+	 * moves a boundary would leave the next chunk cut where the content
+	 * does not say, and the same bytes stored elsewhere would not dedup. */
+	rc = resync_window(d, w->ino, sp.end, &starts, &n_starts, &limit);
+	if (rc < 0)
+		return rc;
+	if (n_starts)
+		keep_tail = false;       /* the window ends at an old extent edge */
+	len = (size_t)(limit - sp.start);
 	buf = malloc(len ? len : 1);
-	if (!buf)
-		return -ENOMEM;
+	if (!buf) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	rc = read_committed(d, w->ino, buf, sp.start, len);
 	if (rc < 0)
 		goto out;
@@ -543,7 +636,8 @@ static int flush_span(struct fsdata *d, struct wfile *w, const struct seg *segs,
 	up.blks = calloc(cap_ext, sizeof(*up.blks));
 	up.lens = calloc(cap_ext, sizeof(*up.lens));
 	up.errs = calloc(cap_ext, sizeof(*up.errs));
-	if (!ext || !up.addrs || !up.blks || !up.lens || !up.errs) {
+	claims = calloc(cap_ext, sizeof(*claims));
+	if (!ext || !up.addrs || !up.blks || !up.lens || !up.errs || !claims) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -561,13 +655,19 @@ static int flush_span(struct fsdata *d, struct wfile *w, const struct seg *segs,
 			*kept = len - pos;
 			break;
 		}
+		if (sp.start + pos >= sp.end && is_old_start(starts, n_starts, sp.start + pos)) {
+			len = pos;       /* in step with the old chunks again */
+			break;
+		}
 		e = &ext[n_ext++];
 		e->off = sp.start + pos;
 		e->len = (uint32_t)cut;
 		chunkio_addr(fs->cio, buf + pos, cut, e->addr);
 		/* Dedup: an address the volume holds (and whose delete is not
-		 * queued) is not sent again. */
-		if (meta_ref_state(fs->meta, e->addr) != META_REF_PRESENT) {
+		 * queued) is not sent again. The claim keeps the deleter off
+		 * it until our commit references it. */
+		memcpy(claims[n_claims++], e->addr, 32);
+		if (meta_ref_claim(fs->meta, e->addr) != META_REF_PRESENT) {
 			ssize_t bl = chunkio_seal(fs->cio, e->addr, buf + pos, cut,
 						  &up.blks[up.n]);
 
@@ -593,9 +693,14 @@ static int flush_span(struct fsdata *d, struct wfile *w, const struct seg *segs,
 	}
 	/* One transaction: the span's old extents go, the new ones come,
 	 * reference counts follow. */
+	spp->end = sp.start + len;
 	rc = meta_extents_replace(fs->meta, w->ino, sp.start, len, ext, n_ext,
-				  sp.end - *kept);
+				  spp->end - *kept);
 out:
+	free(starts);
+	if (n_claims)
+		meta_ref_unclaim(fs->meta, (const uint8_t (*)[32])claims, n_claims);
+	free(claims);
 	upload_release(&up);
 	free(ext);
 	free(buf);
@@ -610,6 +715,7 @@ static int flush_file(struct fsdata *d, struct wfile *w, struct seg *segs,
 {
 	const struct seg *s = segs;
 	uint64_t durable = 0;
+	size_t kept_total = 0;
 	int rc;
 
 	*back = NULL;
@@ -618,7 +724,7 @@ static int flush_file(struct fsdata *d, struct wfile *w, struct seg *segs,
 		struct span sp;
 		const struct seg *t = s;
 		size_t kept = 0;
-		bool at_eof;
+		bool at_eof, keep;
 
 		/* Group segs whose widened spans touch into one span. */
 		rc = span_widen(d, w->ino, s->off, s->off + s->len, &sp);
@@ -646,9 +752,40 @@ static int flush_file(struct fsdata *d, struct wfile *w, struct seg *segs,
 			s = t->next;
 			continue;    /* wholly truncated away meanwhile */
 		}
-		rc = flush_span(d, w, segs, sp, durable, at_eof && !final, &kept);
+		/*
+		 * The kernel writes cached pages back out of order, so the
+		 * dirty data of a growing file can have a gap whose bytes are
+		 * still on their way. Cutting chunks at a gap would put
+		 * boundaries where the content does not: the same bytes
+		 * written again would chunk differently and dedup nothing.
+		 * So, unless this flush is final: a span that starts past the
+		 * committed size (after a gap) is held back whole, and one
+		 * that ends at EOF or before a gap keeps its tail after the
+		 * last natural boundary. Both are bounded by FSDATA_KEEP_MAX
+		 * per file (below FSDATA_FILE_FLUSH, so a flush that keeps
+		 * everything is not re-queued at once).
+		 */
+		if (!final && sp.start > durable &&
+		    kept_total + (sp.end - sp.start) <= FSDATA_KEEP_MAX) {
+			rc = seg_copy_range(segs, sp.start, sp.end, back);
+			if (rc < 0)
+				break;
+			kept_total += (size_t)(sp.end - sp.start);
+			s = t->next;
+			continue;
+		}
+		keep = !final && (at_eof || sp.end > durable) &&
+		       kept_total + d->params.max_size <= FSDATA_KEEP_MAX;
+		rc = flush_span(d, w, segs, &sp, durable, keep, &kept);
+		log_debug("inode %llu: flushed [%llu, %llu) durable %llu keep %d kept %zu final %d rc %d",
+			  (unsigned long long)w->ino, (unsigned long long)sp.start,
+			  (unsigned long long)sp.end, (unsigned long long)durable,
+			  keep, kept, final, rc);
 		if (rc < 0)
 			break;
+		kept_total += kept;
+		if (sp.end - kept > durable)
+			durable = sp.end - kept;   /* committed up to there now */
 		if (kept) {
 			/* Keep the tail's bytes: rebuild them from what the
 			 * span held (committed layer + these segs). */
@@ -736,11 +873,13 @@ static void *flusher_main(void *arg)
 		size = w->size;
 		final = w->final || !w->writers;
 		w->final = false;
+		d->flushing++;
 		pthread_mutex_unlock(&d->lock);
 
 		rc = flush_file(d, w, w->inflight, size, final, &back);
 
 		pthread_mutex_lock(&d->lock);
+		d->flushing--;
 		d->total_dirty -= w->inflight_bytes;
 		seg_free_list(w->inflight);
 		w->inflight = NULL;
@@ -979,6 +1118,46 @@ void fsdata_forget(struct fsdata *d, uint64_t ino)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* --- the deleter ----------------------------------------------------------- */
+
+/* Blocks whose last reference went are deleted from the cluster in the
+ * background, a batch at a time; a failed delete stays queued and is tried
+ * again later (a daemon that was down). */
+static void *deleter_main(void *arg)
+{
+	struct fsdata *d = arg;
+	uint8_t addrs[64][32];
+
+	for (;;) {
+		size_t n;
+
+		pthread_mutex_lock(&d->lock);
+		if (d->stopping) {
+			pthread_mutex_unlock(&d->lock);
+			break;
+		}
+		pthread_mutex_unlock(&d->lock);
+		n = meta_free_take(d->fs->meta, addrs, 64);
+		for (size_t i = 0; i < n; i++) {
+			int rc = blockio_delete(d->fs->bio, addrs[i]);
+
+			bcache_forget(d->fs->cache, addrs[i]);
+			meta_free_done(d->fs->meta, addrs[i], rc == 0 || rc == -ENOENT);
+		}
+		if (n < 64) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_mutex_lock(&d->lock);
+			if (!d->stopping)
+				pthread_cond_timedwait(&d->work, &d->lock, &ts);
+			pthread_mutex_unlock(&d->lock);
+		}
+	}
+	return NULL;
+}
+
 /* --- life cycle ---------------------------------------------------------- */
 
 int fsdata_new(struct fsctx *fs, struct fsdata **out)
@@ -1010,6 +1189,14 @@ int fsdata_new(struct fsctx *fs, struct fsdata **out)
 		}
 		d->n_flushers++;
 	}
+	if (!fs->ro) {
+		rc = pthread_create(&d->deleter, NULL, deleter_main, d);
+		if (rc) {
+			fsdata_free(d);
+			return -rc;
+		}
+		d->deleter_started = true;
+	}
 	*out = d;
 	return 0;
 }
@@ -1031,6 +1218,8 @@ void fsdata_free(struct fsdata *d)
 	pthread_mutex_unlock(&d->lock);
 	for (unsigned i = 0; i < d->n_flushers; i++)
 		pthread_join(d->flushers[i], NULL);
+	if (d->deleter_started)
+		pthread_join(d->deleter, NULL);
 	for (size_t b = 0; b < FILE_BUCKETS; b++) {
 		for (struct wfile *w = d->files[b], *next; w; w = next) {
 			next = w->hnext;

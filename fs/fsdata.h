@@ -36,6 +36,12 @@
 
 #define FSDATA_FILE_FLUSH (8u << 20)
 #define FSDATA_TOTAL_DIRTY (48u << 20)
+/* Per file, what a non-final flush may hold back to keep chunk boundaries
+ * content-defined (see flush_file). */
+#define FSDATA_KEEP_MAX (4u << 20)
+/* How far past a flushed span chunking may run on into committed extents
+ * to fall in step with their boundaries again. */
+#define FSDATA_RESYNC_MAX (4u << 20)
 
 struct fsctx;
 struct fsdata;

@@ -1,1 +1,40 @@
 # fs: cairnfs, the FUSE client (libfuse3, lmdb)
+noinst_LIBRARIES += fs/libfs.a
+fs_libfs_a_SOURCES = \
+	fs/meta.c fs/meta.h \
+	fs/bcache.c fs/bcache.h \
+	fs/fsdata.c fs/fsdata.h \
+	fs/ops.c fs/fs.h
+fs_libfs_a_CFLAGS = $(AM_CFLAGS) $(FUSE_CFLAGS) $(LMDB_CFLAGS) $(SODIUM_CFLAGS)
+FS_LIBS = fs/libfs.a chunker/libchunker.a $(CLUSTER_LIBS) $(FUSE_LIBS) $(LMDB_LIBS)
+
+bin_PROGRAMS += fs/cairnfs
+fs_cairnfs_SOURCES = fs/main.c
+fs_cairnfs_CFLAGS = $(AM_CFLAGS) $(FUSE_CFLAGS) $(SODIUM_CFLAGS)
+fs_cairnfs_LDADD = $(FS_LIBS)
+
+# mount(8) runs mount.cairnfs for -t cairnfs (and mount.fuse3 runs cairnfs
+# for -t fuse.cairnfs): the same program under both names.
+install-exec-hook: install-cairnfs-mount-helper
+install-cairnfs-mount-helper:
+	$(MKDIR_P) $(DESTDIR)$(sbindir)
+	ln -sf $(bindir)/cairnfs $(DESTDIR)$(sbindir)/mount.cairnfs
+uninstall-hook:
+	rm -f $(DESTDIR)$(sbindir)/mount.cairnfs
+.PHONY: install-cairnfs-mount-helper
+
+check_PROGRAMS += tests/unit/test_meta tests/unit/test_bcache
+TESTS += tests/unit/test_meta tests/unit/test_bcache
+tests_unit_test_meta_SOURCES = tests/unit/test_meta.c
+tests_unit_test_meta_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(LMDB_CFLAGS)
+tests_unit_test_meta_LDADD = $(FS_LIBS) $(CMOCKA_LIBS)
+tests_unit_test_bcache_SOURCES = tests/unit/test_bcache.c
+tests_unit_test_bcache_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_bcache_LDADD = $(FS_LIBS) $(CMOCKA_LIBS)
+
+# Mount tests: a real cairnfs over real daemons.
+FS_INTEG_TESTS = tests/integ/t-fs-posix.sh tests/integ/t-fs-apps.sh \
+	tests/integ/t-fs-data.sh tests/integ/t-fs-crash.sh tests/integ/t-fs-bad.sh
+TESTS += $(FS_INTEG_TESTS)
+dist_check_SCRIPTS += $(FS_INTEG_TESTS)
+EXTRA_DIST += tests/integ/fslib.sh

@@ -11,6 +11,7 @@
  * first (threads do not survive fork) and the parent waits on a pipe until
  * the child has mounted or failed.
  */
+#include "config.h"
 #define FUSE_USE_VERSION 312
 #include <errno.h>
 #include <fcntl.h>
@@ -47,6 +48,8 @@ static const struct fuse_opt cairnfs_opt_spec[] = {
 	CF_OPT("passfile=%s", o.pass_file, 0),
 	CF_OPT("timeout=%d", o.timeout_ms, 0),
 	CF_OPT("zstd=%d", o.zstd_level, 0),
+	CF_OPT("log=%s", o.log_level, 0),
+	CF_OPT("quorum=%d", o.write_quorum, 0),
 	CF_OPT("ro", o.ro, 1),
 	CF_OPT("allow_other", o.allow_other, 1),
 	CF_OPT("--help", help, 1),
@@ -95,6 +98,10 @@ static void usage(const char *prog)
 	       "    passfile=FILE   passphrase for a wrapped key (else asked on the tty)\n"
 	       "    timeout=MS      network call timeout (default 10000)\n"
 	       "    zstd=N          zstd level for new blocks (default 1)\n"
+	       "    log=LEVEL       error, warn, info (default) or debug\n"
+	       "    quorum=N        a write succeeds once N owners of each block stored it\n"
+	       "                    (default: all R; lower keeps writes going with an owner\n"
+	       "                    down, at the price of fewer copies until repair)\n"
 	       "    ro              read-only\n"
 	       "    allow_other     let other users in (with default_permissions)\n\n",
 	       prog);
@@ -190,6 +197,7 @@ static int fs_open(struct fsctx *fs, const char *volume, char *err,
 		seeds[i] = fs->cluster.seeds[i];
 	bo.pool.connect_timeout_ms = 3000;
 	bo.pool.call_timeout_ms = fs->opts.timeout_ms;
+	bo.write_quorum = (unsigned)fs->opts.write_quorum;
 	rc = blockio_new(seeds, fs->cluster.n_seeds, fs->cluster.secret,
 			 fs->cluster.admin_pk, &bo, &fs->bio);
 	if (rc < 0) {
@@ -317,6 +325,21 @@ int main(int argc, char **argv)
 	fs.cache_bytes = 256ull << 20;
 	if (fs.opts.cache_size && conf_parse_size(fs.opts.cache_size, &fs.cache_bytes) < 0) {
 		fprintf(stderr, "cairnfs: cache=%s is not a size (e.g. 512M)\n", fs.opts.cache_size);
+		return 2;
+	}
+	if (fs.opts.log_level) {
+		enum log_level lv;
+
+		if (log_parse_level(fs.opts.log_level, &lv) < 0) {
+			fprintf(stderr, "cairnfs: log=%s: not a level (error, warn, info, debug)\n",
+				fs.opts.log_level);
+			return 2;
+		}
+		log_set_level(lv);
+	}
+	if (fs.opts.write_quorum < 0 || fs.opts.write_quorum > 16) {
+		fprintf(stderr, "cairnfs: quorum=%d: give 1..16, or 0 for every owner\n",
+			fs.opts.write_quorum);
 		return 2;
 	}
 	if (fs.opts.timeout_ms < 100) {

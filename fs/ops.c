@@ -10,10 +10,13 @@
  * this volume (one read-write mount), so what it caches can only change
  * through us, and we reply with the new attributes every time.
  */
+#define _GNU_SOURCE
 #define FUSE_USE_VERSION 312
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <limits.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +183,12 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	(void)userdata;
 	conn->max_write = MAX_WRITE;
 	conn->max_readahead = MAX_WRITE;
+	/* One background request at a time: cached pages then come back in
+	 * file order, not shuffled by our worker threads, so the write
+	 * buffer sees an append, not a file with gaps, and chunk cuts stay
+	 * content-defined (same bytes, same chunks, dedup). A write is a copy
+	 * into the buffer, so one at a time costs little. */
+	conn->max_background = 1;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
@@ -399,7 +408,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 static void after_unlink(fuse_req_t req, uint64_t ino)
 {
 	/* Not known to the kernel any more (no open file, no cached entry):
-	 * free it now; otherwise forget() will. */
+	 * free it now; otherwise forget() will. Runs before the reply, which
+	 * frees req. */
 	if (ino && !nlookup_known(ino))
 		inode_drop_if_gone(fs_of(req), ino);
 }
@@ -412,9 +422,9 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (ro_check(req))
 		return;
 	rc = meta_unlink(fs_of(req)->meta, parent, name, &ino);
-	fuse_reply_err(req, rc < 0 ? -rc : 0);
 	if (rc == 0)
 		after_unlink(req, ino);
+	fuse_reply_err(req, rc < 0 ? -rc : 0);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -425,9 +435,9 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (ro_check(req))
 		return;
 	rc = meta_rmdir(fs_of(req)->meta, parent, name, &ino);
-	fuse_reply_err(req, rc < 0 ? -rc : 0);
 	if (rc == 0)
 		after_unlink(req, ino);
+	fuse_reply_err(req, rc < 0 ? -rc : 0);
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -444,9 +454,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	rc = meta_rename(fs_of(req)->meta, parent, name, newparent, newname,
 			 flags, &replaced);
-	fuse_reply_err(req, rc < 0 ? -rc : 0);
 	if (rc == 0)
 		after_unlink(req, replaced);
+	fuse_reply_err(req, rc < 0 ? -rc : 0);
 }
 
 /* --- files ---------------------------------------------------------------- */
@@ -473,7 +483,6 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* Only this mount changes the volume: the page cache stays valid
 	 * across opens. */
 	fi->keep_cache = 1;
-	fi->parallel_direct_writes = 0;
 	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
 		fsdata_open_write(fs->data, ino);
 		fi->fh = 1;             /* a writer: release tells fsdata */

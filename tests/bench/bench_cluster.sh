@@ -58,7 +58,7 @@ for R in 1 2; do
 	figure get_256k_r${R}_tcp_ratio "$(ratio "$GET" "$TCP_MBS")" ratio
 	if [ $R = 1 ]; then
 		cairnctl --config-dir "$CFG" --json bench --size 4096 --count "$OPS" \
-			--window 256 --threads 4 >"$T/small.json" || fail "bench 4K failed"
+			--window 1024 --threads 4 >"$T/small.json" || fail "bench 4K failed"
 		PUTO=$(mbs put_ops_s "$T/small.json")
 		GETO=$(mbs get_ops_s "$T/small.json")
 		echo "R=1 4 KiB blocks, pipelined: PUT $PUTO ops/s, GET $GETO ops/s"

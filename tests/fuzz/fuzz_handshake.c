@@ -16,7 +16,7 @@ static const uint8_t secret[HS_SECRET_BYTES] = "fuzzing cluster secret 32 bytes"
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t hello[HS_HELLO_BYTES] = { 0 }, reply[HS_REPLY_BYTES] = { 0 };
-	uint8_t finish[HS_FINISH_BYTES] = { 0 }, ctx[HS_CTX_MAX + 8];
+	uint8_t finish[HS_FINISH_BYTES] = { 0 }, ctx[HS_CTX_MAX + 8] = { 0 };
 	size_t ctx_len = size > 96 ? (size - 96) % sizeof(ctx) : 0;
 	struct handshake *h = NULL;
 	struct hs_session s;

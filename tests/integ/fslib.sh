@@ -63,10 +63,10 @@ fs_mount() {
 fs_umount() {
 	fusermount3 -u "$MNT" || fail "unmount of $MNT failed"
 	# The process flushes and exits after the unmount: wait for it.
-	n=0
+	fs_n_=0
 	while [ -n "$FS_PID" ] && kill -0 "$FS_PID" 2>/dev/null; do
-		n=$((n + 1))
-		[ $n -gt 600 ] && fail "cairnfs did not exit within 60 s of the unmount"
+		fs_n_=$((fs_n_ + 1))
+		[ $fs_n_ -gt 600 ] && fail "cairnfs did not exit within 60 s of the unmount"
 		sleep 0.1
 	done
 	FS_PID=
@@ -75,9 +75,9 @@ fs_umount() {
 fs_kill() {
 	[ -n "$FS_PID" ] || fail "fs_kill: nothing mounted"
 	kill -9 "$FS_PID"
-	n=0
+	fs_n_=0
 	while kill -0 "$FS_PID" 2>/dev/null; do
-		n=$((n + 1)); [ $n -gt 100 ] && fail "cairnfs survived kill -9"; sleep 0.1
+		fs_n_=$((fs_n_ + 1)); [ $fs_n_ -gt 100 ] && fail "cairnfs survived kill -9"; sleep 0.1
 	done
 	FS_PID=
 	fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true

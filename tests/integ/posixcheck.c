@@ -467,8 +467,10 @@ static void diff_op(const char *base, uint64_t r, char *out, size_t cap)
 		struct stat st;
 
 		rv = stat(a, &st);
+		/* A directory's st_size is the filesystem's own business
+		 * (4096 on ext4, 0 on tmpfs and here): compare only files'. */
 		if (!rv)
-			rv = (long)st.st_size * 10 + (S_ISDIR(st.st_mode) ? 1 : 0) +
+			rv = (S_ISDIR(st.st_mode) ? 1 : (long)st.st_size * 10) +
 			     (long)st.st_nlink * 1000000;
 		break;
 	}

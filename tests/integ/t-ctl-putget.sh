@@ -89,7 +89,9 @@ ctl status --json >"$T/status3.json" && fail "status says healthy with a daemon 
 jq -e '([.nodes[] | select(.up)] | length) == 2 and .slots.covered < 16384' \
 	"$T/status3.json" >/dev/null || fail "status did not see daemon 3 down: $(jq -c .slots "$T/status3.json")"
 rm -f "$T/rand.back"
-ctl get "$REF_RAND" "$T/rand.back" || fail "get with one daemon down failed"
+ctl get --json "$REF_RAND" "$T/rand.back" >"$T/get-down.json" || fail "get with one daemon down failed"
+jq -e 'select(.event == "result") | .failovers > 0' "$T/get-down.json" >/dev/null ||
+	fail "get with daemon 3 down never fell over to a second owner: $(cat "$T/get-down.json")"
 cmp "$T/rand" "$T/rand.back" || fail "random file differs when read with one daemon down"
 
 daemon_start 3 || fail "daemon 3 did not restart"

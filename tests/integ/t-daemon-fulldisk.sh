@@ -2,10 +2,8 @@
 # t-daemon-fulldisk.sh: a full disk. cairnd's data dir is on an 8 MiB
 # tmpfs; a client PUTs until refused. Proves: the refusal is NO_SPACE (not
 # a dropped connection or a crash), every block acknowledged before it
-# reads back intact, the daemon keeps serving reads, leaves no temp files,
-# and accepts PUTs again once space is freed (DELETE is not needed: a
-# restart on a bigger disk is the operator's fix; here we just check that
-# the daemon is alive and answers).
+# reads back intact, the daemon stays up and keeps serving reads, refused
+# PUTs leave no temp files, the full disk is logged, SIGTERM exits 0.
 . "$srcdir/tests/integ/lib.sh"
 integ_init
 command -v wireprobe >/dev/null 2>&1 || PATH="$top_builddir/tests/integ:$PATH"

@@ -13,12 +13,12 @@ fs_cluster 3 2
 fs_mount || fail "mount failed: $(tail -5 "$T/cairnfs.log")"
 
 cp -a /usr/include "$MNT/include" || fail "cp -a /usr/include failed"
-n=$(find "$MNT/include" | wc -l)
-[ "$n" -gt 1000 ] || fail "only $n entries copied"
+entries=$(find "$MNT/include" | wc -l)
+[ "$entries" -gt 1000 ] || fail "only $entries entries copied"
 fs_umount
 fs_mount || fail "remount failed"
-diff -r /usr/include "$MNT/include" >"$T/diff.out" || { head "$T/diff.out"; fail "tree differs after remount"; }
-figure tree_entries "$n" entries
+diff -r --no-dereference /usr/include "$MNT/include" >"$T/diff.out" || { head "$T/diff.out"; fail "tree differs after remount"; }
+figure tree_entries "$entries" entries
 
 mkdir -p "$T/rs"
 rsync -a "$MNT/include/" "$T/rs/" || fail "rsync out failed"
@@ -36,12 +36,14 @@ fi
 if command -v sqlite3 >/dev/null; then
 	db=$MNT/t.db
 	sqlite3 "$db" "create table t(w int, i int);" || fail "sqlite create failed"
+	pids=
 	for w in 1 2; do
 		( i=0; while [ $i -lt 200 ]; do
 			echo "insert into t values($w,$i);"; i=$((i + 1)); done |
 		  sed '1i .timeout 10000' | sqlite3 "$db" ) &
+		pids="$pids $!"
 	done
-	wait
+	for p in $pids; do wait "$p" || fail "a sqlite writer failed"; done
 	[ "$(sqlite3 "$db" 'pragma integrity_check;')" = ok ] || fail "sqlite integrity_check failed"
 	[ "$(sqlite3 "$db" 'select count(*) from t;')" = 400 ] || fail "sqlite lost rows"
 fi

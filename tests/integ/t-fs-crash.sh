@@ -31,11 +31,12 @@ fs_umount
 # T03
 fs_mount || fail "mount failed"
 for i in 1 2 3; do kill -STOP "$(daemon_pid $i)"; done
-head -c 8M /dev/urandom >"$MNT/unflushed" &
+head -c 8M /dev/urandom >"$MNT/unflushed" 2>/dev/null &
+hpid=$!
 sleep 2
 fs_kill
 for i in 1 2 3; do kill -CONT "$(daemon_pid $i)"; done
-wait
+wait $hpid    # not a bare wait: that would wait for the daemons too
 fs_mount || fail "T03: remount after kill with unflushed data failed: $(tail -3 "$T/cairnfs.log")"
 ls "$MNT" >/dev/null || fail "T03: mount unreadable"
 if command -v mdb_stat >/dev/null; then

@@ -22,8 +22,12 @@ posixcheck --diff 7 3000 "$MNT/diff" "$T/diff-local" || fail "mount and local di
 # T25: a second user with allow_other.
 id cairnfs_t25 >/dev/null 2>&1 || useradd -M -s /bin/false cairnfs_t25 2>/dev/null ||
 	skip "cannot create a test user"
+chmod 711 "$T"    # mktemp made it 0700: the other user must reach $MNT
 mkdir "$MNT/home" && chmod 755 "$MNT/home"
 echo secret >"$MNT/home/private" && chmod 600 "$MNT/home/private"
+# The denial below must come from the file's mode, not from the path.
+su -s /bin/sh cairnfs_t25 -c "ls '$MNT/home'" | grep -qx private ||
+	fail "T25: the other user cannot even list a 0755 directory"
 if su -s /bin/sh cairnfs_t25 -c "cat '$MNT/home/private'" >/dev/null 2>&1; then
 	fail "T25: another user read a 0600 file"
 fi

@@ -10,7 +10,8 @@
  * truncated, garbage N, silent MAX_S, slowloris N MAX_S, wrong-secret,
  * replay, bitflip, unsupported, map-push KEYFILE EPOCH [badsig] [ADDR...]
  * (a map of this daemon and the ADDRs), map-epoch, put-many FROM TO FILE,
- * check-many FILE, status KEY.
+ * check-many FILE, status KEY, stale EPOCH, slow-frame MAX_S, noread MAX_S,
+ * latency N (p99 of N PINGs in microseconds).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -145,6 +146,44 @@ static int mode_normal(void)
 		return 1;
 	}
 	free(resp);
+	/* HAS of the block and of an absent address */
+	{
+		uint8_t has[8 + 4 + 64] = { 0 };
+
+		proto_put_u32(has + 8, 2);
+		memcpy(has + 12, req + 8, 32);
+		memset(has + 44, 0xee, 32);
+		err = peer_call(&p, PROTO_OP_HAS, has, sizeof(has), NULL, 0, &resp,
+				&rl);
+		if (err || rl != 5 || proto_get_u32(resp) != 2 || resp[4] != 1) {
+			printf("FAIL normal: HAS: %s\n", log_strerror(err));
+			return 1;
+		}
+		free(resp);
+	}
+	/* LIST_SLOT of the block's slot finds it, with its size */
+	{
+		uint8_t ls[8 + 2 + 4 + 1 + 32] = { 0 };
+		bool found = false;
+
+		proto_put_u16(ls + 8, (uint16_t)slot_of_addr(req + 8));
+		proto_put_u32(ls + 10, 100);
+		err = peer_call(&p, PROTO_OP_LIST_SLOT, ls, sizeof(ls), NULL, 0,
+				&resp, &rl);
+		if (err || rl < 5) {
+			printf("FAIL normal: LIST_SLOT: %s\n", log_strerror(err));
+			return 1;
+		}
+		for (uint32_t i = 0; i < proto_get_u32(resp) &&
+				     5 + (i + 1) * 36 <= rl; i++)
+			found |= !memcmp(resp + 5 + i * 36, req + 8, 32) &&
+				 proto_get_u32(resp + 5 + i * 36 + 32) == len;
+		free(resp);
+		if (!found) {
+			printf("FAIL normal: LIST_SLOT does not show the block\n");
+			return 1;
+		}
+	}
 	err = peer_call(&p, PROTO_OP_PING, e, sizeof(e), NULL, 0, &resp, &rl);
 	if (err || rl != 8) {
 		printf("FAIL normal: PING: %s\n", log_strerror(err));
@@ -164,7 +203,7 @@ static int mode_normal(void)
 		return 1;
 	}
 	printf("ok normal: handshake, PUT %zu bytes, PUT again (already held), "
-	       "GET equal, PING, DELETE, GET -> not found\n", len);
+	       "GET equal, HAS, LIST_SLOT, PING, DELETE, GET -> not found\n", len);
 	peer_close(&p);
 	free(blk);
 	return 0;
@@ -572,6 +611,139 @@ static int mode_status(int argc, char **argv)
 	return 0;
 }
 
+/* Send an authenticated frame without waiting for its answer. */
+static int send_req(struct peer *p, uint8_t op, const void *a, size_t al,
+		    const void *b, size_t bl)
+{
+	struct proto_header h = { .version = PROTO_VERSION, .opcode = op,
+				  .length = (uint32_t)(al + bl),
+				  .request_id = p->next_id++ };
+
+	return peer_send(p->fd, &p->sess, &h, a, al, b, bl);
+}
+
+/* After the handshake, a PUT frame trickling in one byte per 200 ms must
+ * be dropped at the frame deadline. */
+static int mode_slow_frame(int argc, char **argv)
+{
+	double max = argc ? atof(argv[0]) : 10, t0;
+	struct peer p;
+	struct proto_header h = { .version = PROTO_VERSION,
+				  .opcode = PROTO_OP_PUT, .length = 1000,
+				  .request_id = 5 };
+	uint8_t hb[PROTO_HEADER_BYTES], b = 0;
+
+	open_auth(&p);
+	proto_encode_header(&h, hb);
+	if (send(p.fd, hb, sizeof(hb), MSG_NOSIGNAL) != (ssize_t)sizeof(hb))
+		return 2;
+	t0 = now_s();
+	while (now_s() - t0 < max) {
+		if (send(p.fd, &b, 1, MSG_NOSIGNAL) != 1 || wait_closed(p.fd, 0.2) >= 0) {
+			printf("ok slow-frame: a frame sent at 5 bytes/s was dropped "
+			       "after %.1f s\n", now_s() - t0);
+			close(p.fd);
+			return 0;
+		}
+	}
+	printf("FAIL slow-frame: still open after %.1f s\n", max);
+	return 1;
+}
+
+/* Pipeline GETs of a 1 MiB block and never read an answer: the daemon must
+ * stop reading, then drop us; detected without reading (RDHUP/HUP/ERR). */
+static int mode_noread(int argc, char **argv)
+{
+	double max = argc ? atof(argv[0]) : 20, t0;
+	struct peer p;
+	size_t len = 1 << 20, rl;
+	uint8_t *blk = malloc(len), req[40] = { 0 }, *resp = NULL;
+	int sent = 0, fl;
+
+	open_auth(&p);
+	randombytes_buf(blk, len);
+	crypto_generichash(req + 8, 32, blk, len, NULL, 0);
+	if (peer_call(&p, PROTO_OP_PUT, req, sizeof(req), blk, len, &resp, &rl))
+		return 1;
+	free(resp);
+	free(blk);
+	fl = fcntl(p.fd, F_GETFL);
+	fcntl(p.fd, F_SETFL, fl | O_NONBLOCK);
+	t0 = now_s();
+	while (now_s() - t0 < max) {
+		struct pollfd pf = { p.fd, POLLRDHUP, 0 };
+
+		if (sent < 500 && send_req(&p, PROTO_OP_GET, req, sizeof(req),
+					   NULL, 0) == 0)
+			sent++;
+		if (poll(&pf, 1, 50) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+			printf("ok noread: %d GETs of 1 MiB unread; dropped after "
+			       "%.1f s\n", sent, now_s() - t0);
+			close(p.fd);
+			return 0;
+		}
+	}
+	printf("FAIL noread: still connected after %.1f s (%d GETs sent)\n", max,
+	       sent);
+	return 1;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* N PING round trips on one connection; prints the p99 in microseconds. */
+static int mode_latency(int argc, char **argv)
+{
+	int n = argc ? atoi(argv[0]) : 200;
+	double *t = calloc((size_t)(n > 0 ? n : 1), sizeof(double));
+	struct peer p;
+	uint8_t e[8] = { 0 }, *resp;
+	size_t rl;
+
+	if (n <= 0 || !t)
+		return 2;
+	open_auth(&p);
+	for (int i = 0; i < n; i++) {
+		double t0 = now_s();
+
+		if (peer_call(&p, PROTO_OP_PING, e, sizeof(e), NULL, 0, &resp, &rl))
+			return 1;
+		free(resp);
+		t[i] = (now_s() - t0) * 1e6;
+		usleep(2000);
+	}
+	qsort(t, (size_t)n, sizeof(*t), cmp_double);
+	printf("%.0f\n", t[(size_t)n * 99 / 100 < (size_t)n ? (size_t)n * 99 / 100
+							   : (size_t)n - 1]);
+	free(t);
+	peer_close(&p);
+	return 0;
+}
+
+/* A GET naming epoch E gets STALE with the daemon's epoch, printed. */
+static int mode_stale(int argc, char **argv)
+{
+	struct peer p;
+	uint8_t req[40] = { 0 }, *resp = NULL;
+	size_t rl = 0;
+	int err;
+
+	proto_put_u64(req, argc ? strtoull(argv[0], NULL, 0) : 1);
+	open_auth(&p);
+	err = peer_call(&p, PROTO_OP_GET, req, sizeof(req), NULL, 0, &resp, &rl);
+	if (err == -ESTALE && rl == 8)
+		printf("%llu\n", (unsigned long long)proto_get_u64(resp));
+	else
+		printf("not stale: %s\n", log_strerror(err));
+	free(resp);
+	peer_close(&p);
+	return err == -ESTALE ? 0 : 1;
+}
+
 static int mode_map_epoch(void)
 {
 	struct peer p;
@@ -583,6 +755,8 @@ static int mode_map_epoch(void)
 	open_auth(&p);
 	err = peer_call(&p, PROTO_OP_MAP_GET, NULL, 0, NULL, 0, &resp, &rl);
 	if (err == -ENOENT) {
+		free(resp);
+		peer_close(&p);
 		printf("0\n");
 		return 0;
 	}
@@ -641,6 +815,14 @@ int main(int argc, char **argv)
 		return mode_put_many(argc, argv);
 	if (!strcmp(mode, "check-many"))
 		return mode_check_many(argc, argv);
+	if (!strcmp(mode, "slow-frame"))
+		return mode_slow_frame(argc, argv);
+	if (!strcmp(mode, "noread"))
+		return mode_noread(argc, argv);
+	if (!strcmp(mode, "latency"))
+		return mode_latency(argc, argv);
+	if (!strcmp(mode, "stale"))
+		return mode_stale(argc, argv);
 	if (!strcmp(mode, "status"))
 		return mode_status(argc, argv);
 	if (!strcmp(mode, "map-epoch"))
