@@ -16,6 +16,7 @@
  * (chunkio/blockio), FUSE (ops.c).
  */
 #include "fs/fsdata.h"
+#include "fs/readahead.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -68,6 +69,7 @@ struct fsdata {
 	unsigned n_flushers;
 	pthread_t deleter;
 	bool deleter_started;
+	struct readahead *ra;        /* fetches ahead of sequential readers */
 };
 
 /* --- segments ------------------------------------------------------------ */
@@ -333,6 +335,10 @@ static int read_committed(struct fsdata *d, uint64_t ino, uint8_t *buf,
 		uint64_t a = e->off > off ? e->off : off;
 		uint64_t b = e->off + e->len < off + len ? e->off + e->len : off + len;
 
+		/* A read-ahead worker may be fetching it right now: wait for
+		 * that rather than fetch it twice. */
+		if (!ce && d->ra && readahead_wait(d->ra, e->addr))
+			ce = bcache_get(fs->cache, e->addr);
 		if (!ce) {
 			ssize_t got;
 
@@ -403,6 +409,8 @@ ssize_t fsdata_read(struct fsdata *d, uint64_t ino, void *buf, size_t len,
 			return 0;
 		if (len > size - off)
 			len = (size_t)(size - off);
+		if (attempt == 0 && d->ra)
+			readahead_note(d->ra, ino, off, len);
 		rc = read_committed(d, ino, buf, off, len);
 		if (rc < 0)
 			return rc;
@@ -1181,6 +1189,11 @@ int fsdata_new(struct fsctx *fs, struct fsdata **out)
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->changed, NULL);
 	pthread_cond_init(&d->work, NULL);
+	rc = readahead_new(fs, d->params.max_size, &d->ra);
+	if (rc < 0) {
+		fsdata_free(d);
+		return rc;
+	}
 	for (unsigned i = 0; i < FLUSHERS; i++) {
 		rc = pthread_create(&d->flushers[i], NULL, flusher_main, d);
 		if (rc) {
@@ -1205,6 +1218,8 @@ void fsdata_free(struct fsdata *d)
 {
 	if (!d)
 		return;
+	readahead_free(d->ra);
+	d->ra = NULL;
 	if (d->n_flushers) {
 		int rc = fsdata_sync_all(d);
 

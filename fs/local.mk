@@ -4,6 +4,7 @@ fs_libfs_a_SOURCES = \
 	fs/meta.c fs/meta.h \
 	fs/bcache.c fs/bcache.h \
 	fs/fsdata.c fs/fsdata.h \
+	fs/readahead.c fs/readahead.h \
 	fs/ops.c fs/fs.h
 fs_libfs_a_CFLAGS = $(AM_CFLAGS) $(FUSE_CFLAGS) $(LMDB_CFLAGS) $(SODIUM_CFLAGS)
 FS_LIBS = fs/libfs.a chunker/libchunker.a $(CLUSTER_LIBS) $(FUSE_LIBS) $(LMDB_LIBS)
@@ -34,7 +35,8 @@ tests_unit_test_bcache_LDADD = $(FS_LIBS) $(CMOCKA_LIBS)
 
 # Mount tests: a real cairnfs over real daemons.
 FS_INTEG_TESTS = tests/integ/t-fs-posix.sh tests/integ/t-fs-apps.sh \
-	tests/integ/t-fs-data.sh tests/integ/t-fs-crash.sh tests/integ/t-fs-bad.sh
+	tests/integ/t-fs-data.sh tests/integ/t-fs-crash.sh tests/integ/t-fs-bad.sh \
+	tests/integ/t-fs-faults.sh
 TESTS += $(FS_INTEG_TESTS)
 dist_check_SCRIPTS += $(FS_INTEG_TESTS)
 EXTRA_DIST += tests/integ/fslib.sh
