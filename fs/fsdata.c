@@ -43,6 +43,7 @@ struct seg {
 struct wfile {
 	uint64_t ino;
 	unsigned writers;            /* open handles for writing */
+	unsigned pins;               /* callers waiting on it: not freed */
 	struct seg *dirty, *inflight;
 	size_t dirty_bytes, inflight_bytes;
 	uint64_t size;               /* logical size, buffered writes included */
@@ -288,8 +289,8 @@ static void wfile_maybe_drop(struct fsdata *d, struct wfile *w)
 {
 	struct wfile **pp;
 
-	if (w->writers || w->dirty || w->inflight || w->busy || w->queued ||
-	    w->err)
+	if (w->writers || w->pins || w->dirty || w->inflight || w->busy ||
+	    w->queued || w->err)
 		return;
 	pp = wfile_slot(d, w->ino);
 	*pp = w->hnext;
@@ -459,7 +460,9 @@ ssize_t fsdata_write(struct fsdata *d, uint64_t ino, const void *buf,
 		 * Memory comes first: flush this file's held data too. */
 		wfile_enqueue(d, w, waited && !d->flushing && !d->qhead);
 		waited = true;
+		w->pins++;
 		pthread_cond_wait(&d->changed, &d->lock);
+		w->pins--;
 	}
 	if (w->err) {
 		rc = w->err;
@@ -1077,14 +1080,17 @@ int fsdata_truncate(struct fsdata *d, uint64_t ino, uint64_t new_size)
 	if (w) {
 		/* A flush in progress commits extents for the old size:
 		 * let it finish, then cut the buffers. */
+		w->pins++;             /* the flusher may drop it meanwhile */
 		while (w->busy)
 			pthread_cond_wait(&d->changed, &d->lock);
+		w->pins--;
 		size_t dropped = seg_truncate(&w->dirty, new_size);
 
 		w->dirty_bytes -= dropped;
 		d->total_dirty -= dropped;
 		w->size = new_size;
 		pthread_cond_broadcast(&d->changed);
+		wfile_maybe_drop(d, w);
 	}
 	pthread_mutex_unlock(&d->lock);
 	return 0;
@@ -1097,8 +1103,10 @@ void fsdata_forget(struct fsdata *d, uint64_t ino)
 	pthread_mutex_lock(&d->lock);
 	w = wfile_find(d, ino);
 	if (w) {
+		w->pins++;
 		while (w->busy)
 			pthread_cond_wait(&d->changed, &d->lock);
+		w->pins--;
 		d->total_dirty -= w->dirty_bytes;
 		seg_free_list(w->dirty);
 		w->dirty = NULL;

@@ -86,6 +86,18 @@ static int cairnfs_opt_proc(void *data, const char *arg, int key,
 	return 1;
 }
 
+/* The strings fuse_opt_parse() allocated for us. */
+static void cmdline_free(struct cmdline *cl)
+{
+	free(cl->volume);
+	free(cl->o.cluster_dir);
+	free(cl->o.key_file);
+	free(cl->o.meta_dir);
+	free(cl->o.cache_size);
+	free(cl->o.pass_file);
+	free(cl->o.log_level);
+}
+
 static void usage(const char *prog)
 {
 	printf("usage: %s [options] VOLUME MOUNTPOINT\n\n"
@@ -301,31 +313,33 @@ int main(int argc, char **argv)
 	cl.o.timeout_ms = 10000;
 	cl.o.zstd_level = 1;
 	if (fuse_opt_parse(&args, &cl, cairnfs_opt_spec, cairnfs_opt_proc) < 0)
-		return 2;
+		{ rc = 2; goto out; }
 	if (cl.help) {
 		usage(argv[0]);
-		return 0;
+		rc = 0;
+		goto out;
 	}
 	if (cl.version) {
 		printf("cairnfs %s, libfuse %s\n", PACKAGE_VERSION, fuse_pkgversion());
-		return 0;
+		rc = 0;
+		goto out;
 	}
 	if (fuse_parse_cmdline(&args, &fo) < 0)
-		return 2;
+		{ rc = 2; goto out; }
 	if (!cl.volume || !fo.mountpoint) {
 		fprintf(stderr, "usage: %s [options] VOLUME MOUNTPOINT (see --help)\n", argv[0]);
-		return 2;
+		{ rc = 2; goto out; }
 	}
 	fs.opts = cl.o;
 	fs.ro = cl.o.ro;
 	if (!fs.opts.cluster_dir || !fs.opts.key_file || !fs.opts.meta_dir) {
 		fprintf(stderr, "cairnfs: -o cluster=DIR,key=FILE,meta=DIR are all required (see --help)\n");
-		return 2;
+		{ rc = 2; goto out; }
 	}
 	fs.cache_bytes = 256ull << 20;
 	if (fs.opts.cache_size && conf_parse_size(fs.opts.cache_size, &fs.cache_bytes) < 0) {
 		fprintf(stderr, "cairnfs: cache=%s is not a size (e.g. 512M)\n", fs.opts.cache_size);
-		return 2;
+		{ rc = 2; goto out; }
 	}
 	if (fs.opts.log_level) {
 		enum log_level lv;
@@ -333,18 +347,18 @@ int main(int argc, char **argv)
 		if (log_parse_level(fs.opts.log_level, &lv) < 0) {
 			fprintf(stderr, "cairnfs: log=%s: not a level (error, warn, info, debug)\n",
 				fs.opts.log_level);
-			return 2;
+			{ rc = 2; goto out; }
 		}
 		log_set_level(lv);
 	}
 	if (fs.opts.write_quorum < 0 || fs.opts.write_quorum > 16) {
 		fprintf(stderr, "cairnfs: quorum=%d: give 1..16, or 0 for every owner\n",
 			fs.opts.write_quorum);
-		return 2;
+		{ rc = 2; goto out; }
 	}
 	if (fs.opts.timeout_ms < 100) {
 		fprintf(stderr, "cairnfs: timeout=%d is too short (at least 100 ms)\n", fs.opts.timeout_ms);
-		return 2;
+		{ rc = 2; goto out; }
 	}
 	/* allow_other without permission checks would let every local user
 	 * read every file (libfuse #15): the kernel checks modes for us. */
@@ -362,16 +376,17 @@ int main(int argc, char **argv)
 
 		if (pipe(pfd) < 0) {
 			perror("cairnfs: pipe");
-			return 1;
+			goto out;
 		}
 		pid = fork();
 		if (pid < 0) {
 			perror("cairnfs: fork");
-			return 1;
+			goto out;
 		}
 		if (pid > 0) {
 			close(pfd[1]);
-			return wait_for_child(pfd[0], pid);
+			rc = wait_for_child(pfd[0], pid);
+			goto out;
 		}
 		close(pfd[0]);
 		report_fd = pfd[1];
@@ -419,9 +434,8 @@ int main(int argc, char **argv)
 	se = NULL;
 	fs_close(&fs);
 	log_info("volume %s unmounted", cl.volume);
-	free(fo.mountpoint);
-	fuse_opt_free_args(&args);
-	return rc ? 1 : 0;
+	rc = rc ? 1 : 0;
+	goto out;
 
 fail:
 	if (report_fd >= 0)
@@ -433,7 +447,10 @@ fail:
 		fuse_session_destroy(se);
 	}
 	fs_close(&fs);
+	rc = 1;
+out:
 	free(fo.mountpoint);
 	fuse_opt_free_args(&args);
-	return 1;
+	cmdline_free(&cl);
+	return rc;
 }
