@@ -40,3 +40,6 @@ FS_INTEG_TESTS = tests/integ/t-fs-posix.sh tests/integ/t-fs-apps.sh \
 TESTS += $(FS_INTEG_TESTS)
 dist_check_SCRIPTS += $(FS_INTEG_TESTS)
 EXTRA_DIST += tests/integ/fslib.sh
+
+# The mount against a local directory (needs a mounted volume: see the script).
+EXTRA_DIST += tests/bench/bench_fs.sh
