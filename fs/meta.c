@@ -627,11 +627,54 @@ static int ext_put(struct meta *m, MDB_txn *t, uint64_t ino,
  * that runs past end is refused with -EINVAL unless `cut_tail` (truncate),
  * where everything from off on goes. *freed_bytes gets the bytes dropped.
  */
+/*
+ * The extents of ino that overlap [off, end), in order: the first call
+ * (first = true) seeks to the extent at or before off, since one that
+ * starts before off may reach into the range; later calls step on.
+ * Returns 0 with *e filled, MDB_NOTFOUND past the last, or an LMDB error.
+ * The cursor stays on *e, so the caller may update or delete it.
+ */
+static int ext_next(MDB_cursor *c, uint64_t ino, uint64_t off, uint64_t end,
+		    bool first, MDB_val *key, MDB_val *val, struct meta_extent *e)
+{
+	uint8_t k[16];
+	int rc;
+
+	if (first) {
+		ext_key(k, ino, off);
+		key->mv_size = sizeof(k);
+		key->mv_data = k;
+		rc = mdb_cursor_get(c, key, val, MDB_SET_RANGE);
+		if (rc == MDB_NOTFOUND)
+			rc = mdb_cursor_get(c, key, val, MDB_LAST);
+		else if (rc == 0 && (get_be64(key->mv_data) != ino ||
+				     get_be64((uint8_t *)key->mv_data + 8) > off))
+			rc = mdb_cursor_get(c, key, val, MDB_PREV) == 0 ? 0 :
+			     mdb_cursor_get(c, key, val, MDB_FIRST);
+	} else {
+		rc = mdb_cursor_get(c, key, val, MDB_NEXT);
+	}
+	for (; rc == 0; rc = mdb_cursor_get(c, key, val, MDB_NEXT)) {
+		if (key->mv_size != 16 || val->mv_size != 40)
+			return MDB_CORRUPTED;
+		if (get_be64(key->mv_data) < ino)
+			continue;
+		if (get_be64(key->mv_data) > ino)
+			return MDB_NOTFOUND;
+		ext_decode(key, val, e);
+		if (e->off >= end)
+			return MDB_NOTFOUND;
+		if (e->off + e->len > off)
+			return 0;
+	}
+	return rc;
+}
+
 static int ext_remove(struct meta *m, MDB_txn *t, uint64_t ino, uint64_t off,
 		      uint64_t end, bool cut_tail, uint64_t *freed_bytes)
 {
-	uint8_t k[16];
-	MDB_val key = { 16, k }, val;
+	MDB_val key, val;
+	struct meta_extent e;
 	MDB_cursor *c;
 	int rc;
 
@@ -639,31 +682,8 @@ static int ext_remove(struct meta *m, MDB_txn *t, uint64_t ino, uint64_t off,
 	rc = mdb_cursor_open(t, m->extents, &c);
 	if (rc)
 		return lmdb_err(rc);
-	/* start from the extent at or before off */
-	ext_key(k, ino, off);
-	rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-	if (rc == MDB_NOTFOUND)
-		rc = mdb_cursor_get(c, &key, &val, MDB_LAST);
-	else if (rc == 0 && (get_be64(key.mv_data) != ino ||
-			     get_be64((uint8_t *)key.mv_data + 8) > off))
-		rc = mdb_cursor_get(c, &key, &val, MDB_PREV) == 0 ? 0 :
-		     mdb_cursor_get(c, &key, &val, MDB_FIRST);
-	for (; rc == 0; rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		struct meta_extent e;
-
-		if (key.mv_size != 16 || val.mv_size != 40) {
-			rc = MDB_CORRUPTED;
-			break;
-		}
-		if (get_be64(key.mv_data) < ino)
-			continue;
-		if (get_be64(key.mv_data) > ino)
-			break;
-		ext_decode(&key, &val, &e);
-		if (e.off >= end)
-			break;
-		if (e.off + e.len <= off)
-			continue;
+	for (rc = ext_next(c, ino, off, end, true, &key, &val, &e); rc == 0;
+	     rc = ext_next(c, ino, off, end, false, &key, &val, &e)) {
 		if (e.off < off) {
 			/* keep its head [e.off, off) */
 			uint8_t v[40];
@@ -701,9 +721,8 @@ static int ext_remove(struct meta *m, MDB_txn *t, uint64_t ino, uint64_t off,
 int meta_extents_get(struct meta *m, uint64_t ino, uint64_t off, uint64_t len,
 		     struct meta_extent **out, size_t *n)
 {
-	uint8_t k[16];
-	MDB_val key = { 16, k }, val;
-	struct meta_extent *arr = NULL;
+	MDB_val key, val;
+	struct meta_extent e, *arr = NULL;
 	size_t cap = 0, cnt = 0;
 	MDB_cursor *c;
 	MDB_txn *t;
@@ -718,32 +737,8 @@ int meta_extents_get(struct meta *m, uint64_t ino, uint64_t off, uint64_t len,
 		rc = lmdb_err(rc);
 		goto out;
 	}
-	ext_key(k, ino, off);
-	rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-	/* step back once: the extent before off may reach into the range */
-	if (rc == MDB_NOTFOUND)
-		rc = mdb_cursor_get(c, &key, &val, MDB_LAST);
-	else if (rc == 0 && (get_be64(key.mv_data) != ino ||
-			     get_be64((uint8_t *)key.mv_data + 8) > off)) {
-		if (mdb_cursor_get(c, &key, &val, MDB_PREV))
-			rc = mdb_cursor_get(c, &key, &val, MDB_FIRST);
-	}
-	for (; rc == 0; rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		struct meta_extent e;
-
-		if (key.mv_size != 16 || val.mv_size != 40) {
-			rc = MDB_CORRUPTED;
-			break;
-		}
-		if (get_be64(key.mv_data) < ino)
-			continue;
-		if (get_be64(key.mv_data) > ino)
-			break;
-		ext_decode(&key, &val, &e);
-		if (e.off >= end)
-			break;
-		if (e.off + e.len <= off)
-			continue;
+	for (rc = ext_next(c, ino, off, end, true, &key, &val, &e); rc == 0;
+	     rc = ext_next(c, ino, off, end, false, &key, &val, &e)) {
 		if (cnt == cap) {
 			struct meta_extent *na;
 
