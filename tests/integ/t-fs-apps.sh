@@ -35,12 +35,16 @@ fi
 
 if command -v sqlite3 >/dev/null; then
 	db=$MNT/t.db
+	# Every insert is its own transaction with fsyncs that wait for the
+	# daemons; under the sanitizers one writer can wait for the other for
+	# many seconds, so the busy timeout is generous (a lost lock or a
+	# corrupt page still fails below, whatever the timing).
 	sqlite3 "$db" "create table t(w int, i int);" || fail "sqlite create failed"
 	pids=
 	for w in 1 2; do
 		( i=0; while [ $i -lt 200 ]; do
 			echo "insert into t values($w,$i);"; i=$((i + 1)); done |
-		  sed '1i .timeout 10000' | sqlite3 "$db" ) &
+		  sed '1i .timeout 120000' | sqlite3 "$db" ) &
 		pids="$pids $!"
 	done
 	for p in $pids; do wait "$p" || fail "a sqlite writer failed"; done
