@@ -5,8 +5,8 @@ daemon_libdaemon_a_SOURCES = \
 	daemon/diskpool.c daemon/diskpool.h \
 	daemon/peer.c daemon/peer.h \
 	daemon/srv.c daemon/srv.h
-daemon_libdaemon_a_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
-DAEMON_LIBS = daemon/libdaemon.a $(CLUSTER_LIBS) $(EV_LIBS)
+daemon_libdaemon_a_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS) $(XXHASH_CFLAGS)
+DAEMON_LIBS = daemon/libdaemon.a $(CLUSTER_LIBS) $(XXHASH_LIBS) $(EV_LIBS)
 
 sbin_PROGRAMS += daemon/cairnd
 daemon_cairnd_SOURCES = daemon/cairnd.c

@@ -3,11 +3,12 @@
  *
  * Layout: DIR/blocks/SSSS/<64 hex address>, SSSS the slot in hex, so a slot
  * can be listed, moved and dropped as a unit. Each file is a 24-byte header
- * (magic "CRB1", u32 length, BLAKE2b-128 of the block bytes) followed by
- * the block. A PUT writes a temporary file, fdatasyncs it, links it to its
- * final name (link, not rename: a block already present is never replaced),
- * and fsyncs the slot directory before it returns; concurrent PUTs share
- * directory fsyncs (group commit). GET verifies the checksum and never
+ * (magic "CRB2", u32 length, XXH3-128 of the block bytes; files of the first
+ * format, "CRB1" with BLAKE2b-128, are still read) followed by the block.
+ * A PUT writes a temporary file, makes it durable, links it to its final
+ * name (link, not rename: a block already present is never replaced) and
+ * makes the name durable before it returns; concurrent PUTs share each
+ * sync (group commit by syncfs). GET verifies the checksum and never
  * returns bytes that fail it.
  *
  * Knows nothing of the network or the cluster map. Never logs.
@@ -56,7 +57,7 @@ int store_get(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 	      uint8_t **out, size_t *out_len) __attribute__((warn_unused_result));
 /* 1 held, 0 absent, -errno. */
 int store_has(struct store *st, const uint8_t addr[STORE_ADDR_BYTES]);
-/* 0 or -ENOENT. The directory is fsynced. */
+/* 0 or -ENOENT. The removal is durable on return. */
 int store_delete(struct store *st, const uint8_t addr[STORE_ADDR_BYTES]);
 /* Up to max entries of a slot in address order, after `after` (NULL: from
  * the start). Returns the count; *more says whether entries remain. */

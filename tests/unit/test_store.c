@@ -184,6 +184,45 @@ static void test_corrupt_file_is_reported_not_returned(void **state)
 	assert_int_equal(s.corrupt, 2);
 }
 
+/* A block written in the first on-disk format (magic CRB1, BLAKE2b-128)
+ * reads back, and still fails when damaged: the format change to XXH3
+ * strands no data already stored. */
+static void test_first_format_blocks_still_read(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t b[5000], addr[32], h[STORE_HEADER_BYTES], *got = NULL;
+	size_t got_len = 0;
+	char path[512];
+	int fd;
+
+	fill(b, sizeof(b), 250);
+	addr_for(addr, b, sizeof(b));
+	assert_int_equal(store_put(f->st, addr, b, sizeof(b)), 1);
+	store_block_path(f->st, addr, path, sizeof(path));
+	memcpy(h, "CRB1", 4);
+	for (int i = 0; i < 4; i++)
+		h[4 + i] = (uint8_t)(sizeof(b) >> (8 * i));
+	crypto_generichash(h + 8, STORE_SUM_BYTES, b, sizeof(b), NULL, 0);
+	fd = open(path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
+	close(fd);
+	assert_int_equal(store_get(f->st, addr, &got, &got_len), 0);
+	assert_int_equal(got_len, sizeof(b));
+	assert_memory_equal(got, b, sizeof(b));
+	free(got);
+	got = NULL;
+
+	/* the v1 checksum is really checked: one flipped byte fails */
+	h[8] ^= 0x01;
+	fd = open(path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
+	close(fd);
+	assert_int_equal(store_get(f->st, addr, &got, &got_len), -EBADMSG);
+	assert_null(got);
+}
+
 static void test_open_removes_temp_files_and_counts_blocks(void **state)
 {
 	struct fixture *f = *state;
@@ -279,6 +318,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_put_get_has_list_delete_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_twice_is_a_noop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_file_is_reported_not_returned, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_first_format_blocks_still_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_removes_temp_files_and_counts_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_puts_store_each_block_once, setup, teardown),
 	};
