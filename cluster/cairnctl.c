@@ -23,6 +23,7 @@
 
 #include <sodium.h>
 
+#include "cluster/alloc.h"
 #include "cluster/ctl.h"
 #include "cluster/log.h"
 
@@ -387,6 +388,7 @@ int main(int argc, char **argv)
 
 	c.config_dir = env && *env ? env : CTL_DEFAULT_CONFIG_DIR;
 	log_set_ident("cairnctl");
+	alloc_tune_for_blocks();
 	log_set_level(LOG_LEVEL_WARN);
 	if (sodium_init() < 0) {
 		ctl_err("libsodium failed to initialise");

@@ -24,6 +24,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "cluster/alloc.h"
 #include "cluster/conf.h"
 #include "cluster/log.h"
 #include "daemon/srv.h"
@@ -132,6 +133,7 @@ int main(int argc, char **argv)
 	int first = 0, rc = 1, r;
 
 	log_set_ident("cairnd");
+	alloc_tune_for_blocks();
 	if (conf_has_flag(argc, argv, "help")) {
 		usage(stdout);
 		return 0;

@@ -25,6 +25,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "cluster/alloc.h"
 #include "cluster/conf.h"
 #include "cluster/log.h"
 #include "fs/fs.h"
@@ -310,6 +311,7 @@ int main(int argc, char **argv)
 	int report_fd = -1, rc = 1;
 
 	log_set_ident("cairnfs");
+	alloc_tune_for_blocks();
 	cl.o.timeout_ms = 10000;
 	cl.o.zstd_level = 1;
 	if (fuse_opt_parse(&args, &cl, cairnfs_opt_spec, cairnfs_opt_proc) < 0)
