@@ -8,8 +8,9 @@
  * path was the largest cost of a GET (perf: page faults under memmove and
  * read in cairnd and cairnctl); keeping block-sized buffers in the heap
  * took 256 KiB GETs from ~250 to ~650 MB/s on 3 daemons (bench_cluster).
- * Frames stay under 64 MiB, so buffers up to 8 MiB come from the heap and
- * at most 16 MiB of freed memory is kept at an arena's top.
+ * The same holds for cairnfs's flush buffers (a span of up to ~13 MiB).
+ * So buffers up to 32 MiB (glibc's largest setting) come from the heap,
+ * and at most 16 MiB of freed memory is kept at an arena's top.
  */
 #ifndef CAIRN_ALLOC_H
 #define CAIRN_ALLOC_H
@@ -19,7 +20,7 @@
 static inline void alloc_tune_for_blocks(void)
 {
 	/* fixed values also turn off glibc's own threshold adjustment */
-	mallopt(M_MMAP_THRESHOLD, 8 << 20);
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
 	mallopt(M_TRIM_THRESHOLD, 16 << 20);
 }
 

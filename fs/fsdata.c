@@ -86,13 +86,22 @@ static void seg_free_list(struct seg *s)
 	}
 }
 
-static struct seg *seg_new(uint64_t off, const void *data, size_t len)
+/*
+ * A seg grows by appends up to SEG_MAX bytes, then a new one starts: no
+ * realloc ever copies more than SEG_MAX, and buffers of this size are
+ * reused from the heap instead of being mmap'd and page-faulted afresh
+ * (perf showed both on every sequential write before this bound).
+ */
+#define SEG_MAX (1u << 20)
+
+static struct seg *seg_new_cap(uint64_t off, const void *data, size_t len,
+			       size_t cap)
 {
 	struct seg *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		return NULL;
-	s->cap = len < 65536 ? 65536 : len;
+	s->cap = len > cap ? len : cap;
 	s->buf = malloc(s->cap);
 	if (!s->buf) {
 		free(s);
@@ -102,6 +111,11 @@ static struct seg *seg_new(uint64_t off, const void *data, size_t len)
 	s->off = off;
 	s->len = len;
 	return s;
+}
+
+static struct seg *seg_new(uint64_t off, const void *data, size_t len)
+{
+	return seg_new_cap(off, data, len, 65536);
 }
 
 /*
@@ -122,13 +136,16 @@ static ssize_t seg_insert(struct seg **head, uint64_t off, const void *data,
 	s = *pp;
 	/* fast path: extend s, which ends exactly at off, if nothing follows
 	 * within the new range */
-	if (s && s->off + s->len == off && (!s->next || s->next->off >= end)) {
+	if (s && s->off + s->len == off && (!s->next || s->next->off >= end) &&
+	    s->len + len <= SEG_MAX) {
 		if (s->len + len > s->cap) {
 			size_t cap = s->cap * 2;
 			uint8_t *nb;
 
 			while (cap < s->len + len)
 				cap *= 2;
+			if (cap > SEG_MAX)
+				cap = SEG_MAX;
 			nb = realloc(s->buf, cap);
 			if (!nb)
 				return -ENOMEM;
@@ -139,7 +156,9 @@ static ssize_t seg_insert(struct seg **head, uint64_t off, const void *data,
 		s->len += len;
 		return delta;
 	}
-	n = seg_new(off, data, len);
+	/* a sequential writer that filled a seg gets a full-sized next one */
+	n = seg_new_cap(off, data, len,
+			s && s->off + s->len == off ? SEG_MAX : 65536);
 	if (!n)
 		return -ENOMEM;
 	/* Trim or split every older seg overlapping [off, end). */
@@ -489,6 +508,36 @@ ssize_t fsdata_write(struct fsdata *d, uint64_t ino, const void *buf,
 	return (ssize_t)len;
 }
 
+/*
+ * Fill buf with the committed bytes of [off, off+len) that no seg covers:
+ * only the gaps between segs are read (and zeroed where holes), since
+ * seg_overlay writes the rest. For an append that is just the extent the
+ * span was widened to, not the whole span.
+ */
+static int read_under_segs(struct fsdata *d, uint64_t ino, const struct seg *s,
+			   uint8_t *buf, uint64_t off, size_t len)
+{
+	uint64_t pos = off, end = off + len;
+
+	for (; pos < end; s = s->next) {
+		uint64_t gap_end = s && s->off < end ? s->off : end;
+
+		if (s && s->off + s->len <= pos)
+			continue;
+		if (gap_end > pos) {
+			int rc = read_committed(d, ino, buf + (pos - off), pos,
+						(size_t)(gap_end - pos));
+
+			if (rc < 0)
+				return rc;
+		}
+		if (!s || s->off >= end)
+			break;
+		pos = s->off + s->len;
+	}
+	return 0;
+}
+
 /* --- the flusher --------------------------------------------------------- */
 
 struct span {
@@ -636,7 +685,7 @@ static int flush_span(struct fsdata *d, struct wfile *w, const struct seg *segs,
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = read_committed(d, w->ino, buf, sp.start, len);
+	rc = read_under_segs(d, w->ino, segs, buf, sp.start, len);
 	if (rc < 0)
 		goto out;
 	seg_overlay(segs, buf, sp.start, len);
@@ -830,23 +879,57 @@ static int flush_file(struct fsdata *d, struct wfile *w, struct seg *segs,
 
 /* Put `back` (older data) under the current dirty list: only where no
  * newer write landed meanwhile. */
+static bool seg_overlaps(const struct seg *s, uint64_t off, uint64_t end)
+{
+	for (; s && s->off < end; s = s->next)
+		if (s->off + s->len > off)
+			return true;
+	return false;
+}
+
+/* Put seg n into the sorted list *head; it overlaps none of its segs. */
+static void seg_link_sorted(struct seg **head, struct seg *n)
+{
+	struct seg **pp = head;
+
+	while (*pp && (*pp)->off < n->off)
+		pp = &(*pp)->next;
+	n->next = *pp;
+	*pp = n;
+}
+
+/*
+ * Segs written while a flush ran (*dirty) go on top of what the flush gave
+ * back (back). A newer seg that overlaps nothing given back, the usual
+ * case for an append, moves over as it is; only overlapping ones are
+ * copied in by seg_insert. (Copying them all, under d->lock, was the
+ * largest cost of a sequential write.)
+ */
 static ssize_t seg_merge_under(struct seg **dirty, struct seg *back)
 {
 	struct seg *newer = *dirty;
-	ssize_t delta = 0;
+	ssize_t delta = 0, dd = 0;
 
 	*dirty = back;
 	for (struct seg *s = back; s; s = s->next)
 		delta += (ssize_t)s->len;
-	for (struct seg *s = newer; s; s = s->next) {
-		ssize_t dd = seg_insert(dirty, s->off, s->buf, s->len);
+	while (newer) {
+		struct seg *s = newer;
 
-		if (dd < 0)
-			return dd;
-		delta += dd;
+		newer = s->next;
+		s->next = NULL;
+		if (dd >= 0 && !seg_overlaps(*dirty, s->off, s->off + s->len)) {
+			seg_link_sorted(dirty, s);
+			delta += (ssize_t)s->len;
+			continue;
+		}
+		if (dd >= 0)
+			dd = seg_insert(dirty, s->off, s->buf, s->len);
+		if (dd >= 0)
+			delta += dd;
+		seg_free_list(s);
 	}
-	seg_free_list(newer);
-	return delta;
+	return dd < 0 ? dd : delta;
 }
 
 static void *flusher_main(void *arg)

@@ -36,7 +36,8 @@ tests_unit_test_bcache_LDADD = $(FS_LIBS) $(CMOCKA_LIBS)
 # Mount tests: a real cairnfs over real daemons.
 FS_INTEG_TESTS = tests/integ/t-fs-posix.sh tests/integ/t-fs-apps.sh \
 	tests/integ/t-fs-data.sh tests/integ/t-fs-crash.sh tests/integ/t-fs-bad.sh \
-	tests/integ/t-fs-faults.sh tests/integ/t-fs-full.sh
+	tests/integ/t-fs-faults.sh tests/integ/t-fs-full.sh \
+	tests/integ/t-fs-overwrite.sh
 TESTS += $(FS_INTEG_TESTS)
 dist_check_SCRIPTS += $(FS_INTEG_TESTS)
 EXTRA_DIST += tests/integ/fslib.sh

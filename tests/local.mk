@@ -36,3 +36,5 @@ check_PROGRAMS += tests/integ/posixcheck
 tests_integ_posixcheck_SOURCES = tests/integ/posixcheck.c
 check_PROGRAMS += tests/integ/crashwriter
 tests_integ_crashwriter_SOURCES = tests/integ/crashwriter.c
+check_PROGRAMS += tests/integ/overwriter
+tests_integ_overwriter_SOURCES = tests/integ/overwriter.c
