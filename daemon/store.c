@@ -47,6 +47,8 @@ struct store {
 	pthread_mutex_t sync_lock;
 	pthread_cond_t sync_cond;
 	uint64_t sync_ticket, synced_ticket;
+	uint64_t failed_ticket;          /* tickets up to this saw a failed sync */
+	int failed_err;
 	bool syncing;
 };
 
@@ -203,9 +205,18 @@ static int store_sync(struct store *st)
 
 	pthread_mutex_lock(&st->sync_lock);
 	mine = ++st->sync_ticket;
-	while (st->synced_ticket < mine) {
+	for (;;) {
 		uint64_t target;
 
+		/* A failed syncfs reports a writeback error once per open file
+		 * description, so a second one may well succeed: every ticket
+		 * the failed sync covered gets its error, not a later success. */
+		if (st->failed_ticket >= mine) {
+			err = st->failed_err;
+			break;
+		}
+		if (st->synced_ticket >= mine)
+			break;
 		if (st->syncing) {
 			pthread_cond_wait(&st->sync_cond, &st->sync_lock);
 			continue;
@@ -217,11 +228,13 @@ static int store_sync(struct store *st)
 			err = -errno;
 		pthread_mutex_lock(&st->sync_lock);
 		st->syncing = false;
-		if (!err)
+		if (err) {
+			st->failed_ticket = target;
+			st->failed_err = err;
+		} else {
 			st->synced_ticket = target;
+		}
 		pthread_cond_broadcast(&st->sync_cond);
-		if (err)
-			break;
 	}
 	pthread_mutex_unlock(&st->sync_lock);
 	return err;
@@ -286,8 +299,12 @@ int store_put(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 		err = dfd;
 		goto out;
 	}
-	if (faccessat(dfd, hex, F_OK, 0) == 0)
-		goto out;                        /* already held: a no-op */
+	if (faccessat(dfd, hex, F_OK, 0) == 0) {
+		/* Already held: nothing to write. But a racing PUT may have
+		 * linked it and not yet synced: answer only once it is. */
+		err = store_sync(st);
+		goto out;
+	}
 	snprintf(tmp, sizeof(tmp), ".tmp-%.16s-%llu", hex,
 		 (unsigned long long)__atomic_add_fetch(&st->tmp_seq, 1,
 							__ATOMIC_RELAXED));
@@ -305,8 +322,9 @@ int store_put(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 	if (err)
 		goto out;
 	if (linkat(dfd, tmp, dfd, hex, 0) < 0) {
-		err = errno == EEXIST ? 0 : -errno;
-		goto out;                        /* EEXIST: a racing PUT won */
+		/* EEXIST: a racing PUT won; as above, its name must be durable */
+		err = errno == EEXIST ? store_sync(st) : -errno;
+		goto out;
 	}
 	linked = true;
 	unlinkat(dfd, tmp, 0);
