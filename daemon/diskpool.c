@@ -17,6 +17,7 @@ struct diskpool {
 	pthread_cond_t cond;
 	struct diskpool_job *head, *tail, *done;
 	bool stopping;
+	int handed_on;                   /* run() returned true, not finished */
 	unsigned n_threads, pending;     /* pending: loop thread only */
 	pthread_t *threads;
 };
@@ -39,7 +40,14 @@ static void *worker_main(void *arg)
 		if (!dp->head)
 			dp->tail = NULL;
 		pthread_mutex_unlock(&dp->lock);
-		j->run(j);
+		if (j->run(j)) {
+			/* j may be finished and freed already: count only
+			 * (diskpool_finish may even have counted down first) */
+			pthread_mutex_lock(&dp->lock);
+			dp->handed_on++;
+			pthread_cond_broadcast(&dp->cond);
+			continue;
+		}
 		pthread_mutex_lock(&dp->lock);
 		j->next_ = dp->done;
 		dp->done = j;
@@ -126,6 +134,17 @@ void diskpool_submit(struct diskpool *dp, struct diskpool_job *j)
 	pthread_mutex_unlock(&dp->lock);
 }
 
+void diskpool_finish(struct diskpool *dp, struct diskpool_job *j)
+{
+	pthread_mutex_lock(&dp->lock);
+	dp->handed_on--;
+	j->next_ = dp->done;
+	dp->done = j;
+	ev_async_send(dp->loop, &dp->wake);
+	pthread_cond_broadcast(&dp->cond);
+	pthread_mutex_unlock(&dp->lock);
+}
+
 unsigned diskpool_pending(struct diskpool *dp)
 {
 	return dp->pending;
@@ -141,6 +160,10 @@ void diskpool_free(struct diskpool *dp)
 	pthread_mutex_unlock(&dp->lock);
 	for (unsigned i = 0; i < dp->n_threads; i++)
 		pthread_join(dp->threads[i], NULL);
+	pthread_mutex_lock(&dp->lock);   /* every worker counted its hand-ons */
+	while (dp->handed_on > 0)
+		pthread_cond_wait(&dp->cond, &dp->lock);
+	pthread_mutex_unlock(&dp->lock);
 	run_done(dp);
 	ev_async_stop(dp->loop, &dp->wake);
 	pthread_mutex_destroy(&dp->lock);

@@ -10,9 +10,13 @@
 #define CAIRN_DISKPOOL_H
 
 #include <ev.h>
+#include <stdbool.h>
 
 struct diskpool_job {
-	void (*run)(struct diskpool_job *j);     /* on a worker */
+	/* On a worker. Returns false when the job is finished, true when it
+	 * handed itself to someone who calls diskpool_finish() later (the
+	 * worker then never touches j again). */
+	bool (*run)(struct diskpool_job *j);
 	void (*done)(struct diskpool_job *j);    /* on the loop; may free j */
 	struct diskpool_job *next_;
 };
@@ -22,10 +26,13 @@ struct diskpool;
 int diskpool_new(struct ev_loop *loop, unsigned threads, struct diskpool **out)
 	__attribute__((warn_unused_result));
 void diskpool_submit(struct diskpool *dp, struct diskpool_job *j);
+/* Finish a job whose run() returned true; from any thread. */
+void diskpool_finish(struct diskpool *dp, struct diskpool_job *j);
 /* Jobs submitted whose done() has not run yet. */
 unsigned diskpool_pending(struct diskpool *dp);
-/* Stop the workers after the queue ran empty and free; NULL is fine. Jobs
- * finished but not yet handed back get their done() run here. */
+/* Stop the workers after the queue ran empty, wait for the jobs handed on
+ * to be finished, and free; NULL is fine. Jobs finished but not yet handed
+ * back get their done() run here. */
 void diskpool_free(struct diskpool *dp);
 
 #endif

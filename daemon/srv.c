@@ -471,7 +471,7 @@ struct job {
 	bool resp_borrowed;
 };
 
-static void job_run(struct diskpool_job *dj);
+static bool job_run(struct diskpool_job *dj);
 
 static void job_done(struct diskpool_job *dj)
 {
@@ -671,7 +671,19 @@ static void run_status(struct job *j, struct srv *s)
 	}
 }
 
-static void job_run(struct diskpool_job *dj)
+/* A PUT is durable (store committer thread): its answer, then the loop. */
+static void put_committed(void *arg, int r)
+{
+	struct job *j = arg;
+
+	if (r >= 0 && !(j->err = job_alloc(j, 1)))
+		j->resp[0] = (uint8_t)r;
+	else if (r < 0)
+		j->err = r;
+	diskpool_finish(j->c->srv->dp, &j->dj);
+}
+
+static bool job_run(struct diskpool_job *dj)
 {
 	struct job *j = (struct job *)dj;
 	struct srv *s = j->c->srv;
@@ -680,12 +692,14 @@ static void job_run(struct diskpool_job *dj)
 
 	switch (j->op) {
 	case PROTO_OP_PUT:
-		r = store_put(s->st, addr, addr + PROTO_ADDR_BYTES,
-			      j->len - EPOCH_BYTES - PROTO_ADDR_BYTES);
-		if (r >= 0 && !(j->err = job_alloc(j, 1)))
-			j->resp[0] = (uint8_t)r;
-		else if (r < 0)
-			j->err = r;
+		/* written now; the worker moves on while the store makes a
+		 * whole batch durable (group commit) and answers it */
+		r = store_put_async(s->st, addr, addr + PROTO_ADDR_BYTES,
+				    j->len - EPOCH_BYTES - PROTO_ADDR_BYTES,
+				    put_committed, j);
+		if (r == 0)
+			return true;
+		j->err = r;
 		break;
 	case PROTO_OP_GET:
 		j->err = store_get(s->st, addr, &j->resp, &j->resp_len);
@@ -710,6 +724,7 @@ static void job_run(struct diskpool_job *dj)
 	default:
 		abort();                 /* dispatch submits only the above */
 	}
+	return false;
 }
 
 /* ---------- operations on the loop ---------- */

@@ -2,14 +2,18 @@
  * store: blocks as files, one directory per slot (see store.h).
  *
  * Order on disk for a PUT, and why:
- *   1. write header + block to blocks/SSSS/.tmp-<addr>-<n>, then a group
- *      commit (store_sync): the bytes are on stable storage before any
- *      name points at them;
- *   2. link() it to blocks/SSSS/<addr>: atomic, and fails with EEXIST when
- *      the block is already held, so a held block is never rewritten;
- *   3. unlink the temporary name, then a second group commit: only now is
- *      the new name durable, and only now does store_put return.
- * A crash leaves at worst a .tmp- file, removed by store_open().
+ *   1. write header + block to blocks/SSSS/.tmp-<addr>-<n> (on the
+ *      caller's thread), and queue the PUT for the committer thread;
+ *   2. the committer takes every PUT queued, and one syncfs(2) puts all
+ *      their bytes on stable storage before any name points at them;
+ *   3. it link()s each to blocks/SSSS/<addr>: atomic, and EEXIST when the
+ *      block is already held, so a held block is never rewritten; then
+ *      unlinks the temporary names;
+ *   4. a second syncfs makes the names durable, and only then is each PUT
+ *      answered.
+ * So a batch of any size costs two syncs, and the threads that write do not
+ * wait for them. A crash leaves at worst a .tmp- file, removed by
+ * store_open().
  *
  * Does not know slots' owners, epochs or the network. Never logs.
  */
@@ -50,6 +54,23 @@ struct store {
 	uint64_t failed_ticket;          /* tickets up to this saw a failed sync */
 	int failed_err;
 	bool syncing;
+	/* PUTs written and waiting for the committer, under put_lock */
+	pthread_mutex_t put_lock;
+	pthread_cond_t put_cond;
+	struct put_entry *put_head, **put_tail;
+	bool committer_running, committer_stop;
+	pthread_t committer;
+};
+
+/* A PUT between its write and its answer (see the top of this file). */
+struct put_entry {
+	struct put_entry *next;
+	store_put_cb done;
+	void *arg;
+	size_t len;
+	int result;                      /* store_put's result */
+	bool written;                    /* a temp file to link (else held) */
+	char tmp[96], name[80];          /* relative to blocks/ */
 };
 
 #define STAT_ADD(st, f, v) __atomic_fetch_add(&(st)->stats.f, (v), __ATOMIC_RELAXED)
@@ -134,6 +155,8 @@ static int slot_scan(struct store *st, unsigned slot)
 	return 0;
 }
 
+static void *committer_main(void *arg);
+
 int store_open(const char *dir, struct store **out)
 {
 	struct store *st;
@@ -148,6 +171,9 @@ int store_open(const char *dir, struct store **out)
 	st->blocks_fd = -1;
 	pthread_mutex_init(&st->sync_lock, NULL);
 	pthread_cond_init(&st->sync_cond, NULL);
+	pthread_mutex_init(&st->put_lock, NULL);
+	pthread_cond_init(&st->put_cond, NULL);
+	st->put_tail = &st->put_head;
 	if (asprintf(&path, "%s/blocks", dir) < 0) {
 		path = NULL;
 		err = -ENOMEM;
@@ -166,6 +192,10 @@ int store_open(const char *dir, struct store **out)
 	path = NULL;
 	for (unsigned s = 0; s < STORE_SLOTS && !err; s++)
 		err = slot_scan(st, s);
+	if (!err) {
+		err = -pthread_create(&st->committer, NULL, committer_main, st);
+		st->committer_running = !err;
+	}
 out:
 	free(path);
 	if (err) {
@@ -180,6 +210,15 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
+	if (st->committer_running) {     /* it answers what is queued first */
+		pthread_mutex_lock(&st->put_lock);
+		st->committer_stop = true;
+		pthread_cond_signal(&st->put_cond);
+		pthread_mutex_unlock(&st->put_lock);
+		pthread_join(st->committer, NULL);
+	}
+	pthread_mutex_destroy(&st->put_lock);
+	pthread_cond_destroy(&st->put_cond);
 	if (st->blocks_fd >= 0)
 		close(st->blocks_fd);
 	pthread_mutex_destroy(&st->sync_lock);
@@ -282,73 +321,173 @@ static void make_header(uint8_t h[STORE_HEADER_BYTES], const void *data,
 	block_sum(h, data, len, h + 8);
 }
 
-int store_put(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
-	      const void *data, size_t len)
+/* One batch: data durable, names linked, names durable; then answers. */
+static void commit_batch(struct store *st, struct put_entry *batch)
 {
-	char hex[2 * STORE_ADDR_BYTES + 1], tmp[128] = "";
-	uint8_t h[STORE_HEADER_BYTES];
-	unsigned slot = addr_slot(addr);
-	int dfd = -1, fd = -1, err = 0;
-	bool linked = false;
+	int err = syncfs(st->blocks_fd) < 0 ? -errno : 0;
 
-	if (len > STORE_MAX_BLOCK)
-		return -E2BIG;
-	addr_hex(addr, hex);
-	dfd = slot_dir_open(st, slot, true);
-	if (dfd < 0) {
-		err = dfd;
-		goto out;
+	for (struct put_entry *e = batch; e; e = e->next) {
+		if (!e->written) {
+			e->result = 0;           /* held: only the sync below */
+			continue;
+		}
+		if (err)
+			e->result = err;
+		else if (linkat(st->blocks_fd, e->tmp, st->blocks_fd, e->name, 0) == 0)
+			e->result = 1;
+		else
+			e->result = errno == EEXIST ? 0 : -errno;  /* EEXIST: a racing PUT won */
+		unlinkat(st->blocks_fd, e->tmp, 0);
 	}
-	if (faccessat(dfd, hex, F_OK, 0) == 0) {
-		/* Already held: nothing to write. But a racing PUT may have
-		 * linked it and not yet synced: answer only once it is. */
-		err = store_sync(st);
-		goto out;
+	/* Also makes durable the names of held blocks that a racing PUT
+	 * linked in an earlier batch still syncing: every answer is durable. */
+	if (!err && syncfs(st->blocks_fd) < 0)
+		err = -errno;
+	while (batch) {
+		struct put_entry *e = batch;
+
+		batch = e->next;
+		if (err && e->result >= 0)
+			e->result = err;
+		if (e->result < 0) {
+			STAT_ADD(st, errors, 1);
+		} else {
+			STAT_ADD(st, puts, 1);
+			if (e->result == 1) {
+				STAT_ADD(st, puts_new, 1);
+				STAT_ADD(st, blocks, 1);
+				STAT_ADD(st, bytes, e->len);
+				STAT_ADD(st, bytes_written, e->len);
+			}
+		}
+		e->done(e->arg, e->result);
+		free(e);
 	}
-	snprintf(tmp, sizeof(tmp), ".tmp-%.16s-%llu", hex,
+}
+
+static void *committer_main(void *arg)
+{
+	struct store *st = arg;
+
+	pthread_mutex_lock(&st->put_lock);
+	for (;;) {
+		struct put_entry *batch = st->put_head;
+
+		if (!batch) {
+			if (st->committer_stop)
+				break;
+			pthread_cond_wait(&st->put_cond, &st->put_lock);
+			continue;
+		}
+		st->put_head = NULL;
+		st->put_tail = &st->put_head;
+		pthread_mutex_unlock(&st->put_lock);
+		commit_batch(st, batch);
+		pthread_mutex_lock(&st->put_lock);
+	}
+	pthread_mutex_unlock(&st->put_lock);
+	return NULL;
+}
+
+/* Write header + block to a new temporary file in the slot directory. */
+static int write_temp(struct store *st, int dfd, const char *hex,
+		      const void *data, size_t len, char *tmp, size_t tmp_size)
+{
+	uint8_t h[STORE_HEADER_BYTES];
+	int fd, err;
+
+	snprintf(tmp, tmp_size, ".tmp-%.16s-%llu", hex,
 		 (unsigned long long)__atomic_add_fetch(&st->tmp_seq, 1,
 							__ATOMIC_RELAXED));
 	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		err = -errno;
-		goto out;
-	}
+	if (fd < 0)
+		return -errno;
 	make_header(h, data, len);
 	err = write_full(fd, h, sizeof(h));
 	if (!err)
 		err = write_full(fd, data, len);
-	if (!err)
-		err = store_sync(st);    /* bytes durable before the name */
+	if (close(fd) < 0 && !err)
+		err = -errno;
 	if (err)
-		goto out;
-	if (linkat(dfd, tmp, dfd, hex, 0) < 0) {
-		/* EEXIST: a racing PUT won; as above, its name must be durable */
-		err = errno == EEXIST ? store_sync(st) : -errno;
-		goto out;
-	}
-	linked = true;
-	unlinkat(dfd, tmp, 0);
-	tmp[0] = '\0';
-	err = store_sync(st);            /* the name durable before the answer */
-out:
-	if (fd >= 0)
-		close(fd);
-	if (dfd >= 0 && fd >= 0 && tmp[0])
 		unlinkat(dfd, tmp, 0);
+	return err;
+}
+
+int store_put_async(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
+		    const void *data, size_t len, store_put_cb done, void *arg)
+{
+	char hex[2 * STORE_ADDR_BYTES + 1], tmp[80];
+	unsigned slot = addr_slot(addr);
+	struct put_entry *e;
+	int dfd, err = 0;
+
+	if (len > STORE_MAX_BLOCK)
+		return -E2BIG;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->done = done;
+	e->arg = arg;
+	e->len = len;
+	addr_hex(addr, hex);
+	snprintf(e->name, sizeof(e->name), "%04x/%s", slot, hex);
+	dfd = slot_dir_open(st, slot, true);
+	if (dfd < 0) {
+		err = dfd;
+	} else if (faccessat(dfd, hex, F_OK, 0) != 0) {
+		err = write_temp(st, dfd, hex, data, len, tmp, sizeof(tmp));
+		e->written = true;
+		snprintf(e->tmp, sizeof(e->tmp), "%04x/%s", slot, tmp);
+	}
 	if (dfd >= 0)
 		close(dfd);
 	if (err) {
 		STAT_ADD(st, errors, 1);
+		free(e);
 		return err;
 	}
-	STAT_ADD(st, puts, 1);
-	if (!linked)
-		return 0;
-	STAT_ADD(st, puts_new, 1);
-	STAT_ADD(st, blocks, 1);
-	STAT_ADD(st, bytes, len);
-	STAT_ADD(st, bytes_written, len);
-	return 1;
+	pthread_mutex_lock(&st->put_lock);
+	*st->put_tail = e;
+	st->put_tail = &e->next;
+	pthread_cond_signal(&st->put_cond);
+	pthread_mutex_unlock(&st->put_lock);
+	return 0;
+}
+
+struct put_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	int result;
+};
+
+static void put_wait_done(void *arg, int result)
+{
+	struct put_wait *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	w->result = result;
+	w->done = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+int store_put(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
+	      const void *data, size_t len)
+{
+	struct put_wait w = { .lock = PTHREAD_MUTEX_INITIALIZER,
+			      .cond = PTHREAD_COND_INITIALIZER };
+	int err = store_put_async(st, addr, data, len, put_wait_done, &w);
+
+	if (err)
+		return err;
+	pthread_mutex_lock(&w.lock);
+	while (!w.done)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	pthread_mutex_destroy(&w.lock);
+	pthread_cond_destroy(&w.cond);
+	return w.result;
 }
 
 void store_block_path(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],

@@ -7,7 +7,7 @@
  * format, "CRB1" with BLAKE2b-128, are still read) followed by the block.
  * A PUT writes a temporary file, makes it durable, links it to its final
  * name (link, not rename: a block already present is never replaced) and
- * makes the name durable before it returns; concurrent PUTs share each
+ * makes the name durable before it answers; all PUTs waiting share each
  * sync (group commit by syncfs). GET verifies the checksum and never
  * returns bytes that fail it.
  *
@@ -51,6 +51,15 @@ void store_close(struct store *st);
  * full, -E2BIG over STORE_MAX_BLOCK, -EIO or another -errno. */
 int store_put(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 	      const void *data, size_t len) __attribute__((warn_unused_result));
+
+/* The same without waiting: the block is written before this returns (data
+ * may be freed then), and done(arg, result) is called once it is durable,
+ * on the store's committer thread, with store_put's result. Returns 0 when
+ * done will be called, or a -errno (nothing stored, done never called). */
+typedef void (*store_put_cb)(void *arg, int result);
+int store_put_async(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
+		    const void *data, size_t len, store_put_cb done, void *arg)
+	__attribute__((warn_unused_result));
 /* Read and verify a block; *out is malloc'd (caller frees). -ENOENT absent,
  * -EBADMSG the stored copy fails its checksum or header. */
 int store_get(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],

@@ -223,6 +223,58 @@ static void test_first_format_blocks_still_read(void **state)
 	assert_null(got);
 }
 
+struct async_count {
+	pthread_mutex_t lock;
+	int stored, held, failed;
+};
+
+static void async_done(void *arg, int result)
+{
+	struct async_count *c = arg;
+
+	pthread_mutex_lock(&c->lock);
+	if (result == 1)
+		c->stored++;
+	else if (result == 0)
+		c->held++;
+	else
+		c->failed++;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Asynchronous PUTs, each block twice, all queued before any is durable:
+ * every callback comes (by store_close at the latest), each block is stored
+ * exactly once and the other PUT of it finds it held, and all read back. */
+static void test_async_puts_answer_once_each(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 100 };
+	static uint8_t b[N][3000];
+	uint8_t addrs[N][32], *got;
+	size_t got_len;
+	struct async_count c = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+	for (int i = 0; i < N; i++) {
+		fill(b[i], sizeof(b[i]), 1000u + (unsigned)i);
+		addr_for(addrs[i], b[i], sizeof(b[i]));
+	}
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < N; i++)
+			assert_int_equal(store_put_async(f->st, addrs[i], b[i],
+							 sizeof(b[i]), async_done, &c), 0);
+	store_close(f->st);              /* answers everything queued first */
+	assert_int_equal(c.stored, N);
+	assert_int_equal(c.held, N);
+	assert_int_equal(c.failed, 0);
+	assert_int_equal(store_open(f->dir, &f->st), 0);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(store_get(f->st, addrs[i], &got, &got_len), 0);
+		assert_int_equal(got_len, sizeof(b[i]));
+		assert_memory_equal(got, b[i], sizeof(b[i]));
+		free(got);
+	}
+}
+
 static void test_open_removes_temp_files_and_counts_blocks(void **state)
 {
 	struct fixture *f = *state;
@@ -319,6 +371,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_put_twice_is_a_noop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_file_is_reported_not_returned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_first_format_blocks_still_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_async_puts_answer_once_each, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_removes_temp_files_and_counts_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_puts_store_each_block_once, setup, teardown),
 	};
