@@ -228,14 +228,11 @@ void store_close(struct store *st)
 }
 
 /*
- * Group commit: make everything written to the block store so far durable.
- * A caller takes a ticket; whoever finds no sync running calls syncfs(2)
- * for every ticket taken until then, and callers that arrived meanwhile
- * find their ticket covered when it ends (or run the next one). One
- * syncfs writes back the data and the directory entries of every PUT
- * waiting and flushes the device's cache once: with fdatasync per block
- * each PUT paid its own cache flush, and 4 KiB PUTs stalled at ~1,500 a
- * second on this project's test machines.
+ * Make everything done to the block store so far durable, for callers that
+ * wait (DELETE; PUTs have the committer thread). A caller takes a ticket;
+ * whoever finds no sync running calls syncfs(2) for every ticket taken
+ * until then, and callers that arrived meanwhile find their ticket covered
+ * when it ends (or run the next one).
  */
 static int store_sync(struct store *st)
 {
