@@ -55,6 +55,7 @@ struct store {
 	int failed_err;
 	bool syncing;
 	/* PUTs written and waiting for the committer, under put_lock */
+	int commit_fd;                   /* blocks/ again, for the committer */
 	pthread_mutex_t put_lock;
 	pthread_cond_t put_cond;
 	struct put_entry *put_head, **put_tail;
@@ -169,6 +170,7 @@ int store_open(const char *dir, struct store **out)
 	if (!st)
 		return -ENOMEM;
 	st->blocks_fd = -1;
+	st->commit_fd = -1;
 	pthread_mutex_init(&st->sync_lock, NULL);
 	pthread_cond_init(&st->sync_cond, NULL);
 	pthread_mutex_init(&st->put_lock, NULL);
@@ -185,6 +187,11 @@ int store_open(const char *dir, struct store **out)
 	}
 	st->blocks_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (st->blocks_fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	st->commit_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (st->commit_fd < 0) {
 		err = -errno;
 		goto out;
 	}
@@ -221,6 +228,8 @@ void store_close(struct store *st)
 	pthread_cond_destroy(&st->put_cond);
 	if (st->blocks_fd >= 0)
 		close(st->blocks_fd);
+	if (st->commit_fd >= 0)
+		close(st->commit_fd);
 	pthread_mutex_destroy(&st->sync_lock);
 	pthread_cond_destroy(&st->sync_cond);
 	free(st->root);
@@ -321,7 +330,10 @@ static void make_header(uint8_t h[STORE_HEADER_BYTES], const void *data,
 /* One batch: data durable, names linked, names durable; then answers. */
 static void commit_batch(struct store *st, struct put_entry *batch)
 {
-	int err = syncfs(st->blocks_fd) < 0 ? -errno : 0;
+	/* commit_fd is an open file of its own: syncfs reports a writeback
+	 * error once per open file, so a DELETE's syncfs on blocks_fd cannot
+	 * take the error that belongs to this batch. */
+	int err = syncfs(st->commit_fd) < 0 ? -errno : 0;
 
 	for (struct put_entry *e = batch; e; e = e->next) {
 		if (!e->written) {
@@ -338,7 +350,7 @@ static void commit_batch(struct store *st, struct put_entry *batch)
 	}
 	/* Also makes durable the names of held blocks that a racing PUT
 	 * linked in an earlier batch still syncing: every answer is durable. */
-	if (!err && syncfs(st->blocks_fd) < 0)
+	if (!err && syncfs(st->commit_fd) < 0)
 		err = -errno;
 	while (batch) {
 		struct put_entry *e = batch;
