@@ -21,7 +21,9 @@
  * chunks of one volume share an address (dedup), and the associated data
  * binds every block to it, so a block stored under the wrong name fails.
  * Nonces are random, never derived: sealing one chunk twice gives different
- * bytes that both open. zstd is skipped when it does not shrink the chunk.
+ * bytes that both open. zstd is skipped when it does not shrink the chunk,
+ * and for a chunk of 64 KiB or more when a 16 KiB sample of it does not
+ * shrink by an eighth (incompressible data costs no compression attempt).
  *
  * Never logs. Thread-safety: a struct seal_ctx (zstd contexts, scratch) is
  * one thread's; keys may be shared.

@@ -35,6 +35,7 @@ static char *opt_data_dir, *opt_listen, *opt_secret_file, *opt_admin_pk_file;
 static char *opt_log_level;
 static long long opt_workers, opt_max_conns, opt_idle_ms, opt_hs_ms;
 static long long opt_frame_ms, opt_gossip_ms;
+static bool opt_direct_io;
 
 static const struct conf_option options[] = {
 	{ "data-dir", CONF_STRING, &opt_data_dir, "/var/lib/cairnd", 0, 0,
@@ -59,6 +60,9 @@ static const struct conf_option options[] = {
 	  "within this time" },
 	{ "gossip-interval", CONF_DURATION_MS, &opt_gossip_ms, "5s", 0, 3600000,
 	  "how often to compare map epochs with every peer (0: never)" },
+	{ "direct-io", CONF_BOOL, &opt_direct_io, "true", 0, 0,
+	  "read and write block files with O_DIRECT, past the page cache "
+	  "(falls back by itself where the filesystem refuses it)" },
 	{ "log-level", CONF_STRING, &opt_log_level, "info", 0, 0,
 	  "error, warn, info or debug" },
 	{ NULL, 0, NULL, NULL, 0, 0, NULL },
@@ -193,6 +197,7 @@ int main(int argc, char **argv)
 	so.handshake_timeout_s = (double)opt_hs_ms / 1000;
 	so.frame_timeout_s = (double)opt_frame_ms / 1000;
 	so.gossip_interval_s = (double)opt_gossip_ms / 1000;
+	so.buffered_io = !opt_direct_io;
 	signal(SIGPIPE, SIG_IGN);
 	if (srv_new(&so, &s))
 		goto out;

@@ -1476,6 +1476,7 @@ int srv_new(const struct srv_opts *o, struct srv **out)
 			log_strerror(err));
 		goto out;
 	}
+	store_set_direct_io(s->st, !o->buffered_io);
 	err = diskpool_new(s->loop, o->workers, &s->dp);
 	if (!err)
 		err = srv_listen(s);

@@ -26,6 +26,7 @@ struct srv_opts {
 	double handshake_timeout_s;
 	double frame_timeout_s;        /* a started frame must complete */
 	double gossip_interval_s;      /* 0: no gossip */
+	bool buffered_io;              /* block files through the page cache */
 };
 
 struct srv;

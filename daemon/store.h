@@ -46,6 +46,11 @@ int store_open(const char *dir, struct store **out)
 	__attribute__((warn_unused_result));
 /* NULL is fine. Callers make sure no call is running. */
 void store_close(struct store *st);
+/* Block bytes bypass the page cache (O_DIRECT) unless turned off here; on
+ * by default, and off for good once the filesystem refuses it. */
+void store_set_direct_io(struct store *st, bool on);
+/* Whether O_DIRECT is (still) in use. */
+bool store_direct_io(struct store *st);
 
 /* Store a block durably. Returns 1 stored, 0 already held, -ENOSPC disk
  * full, -E2BIG over STORE_MAX_BLOCK, -EIO or another -errno. */

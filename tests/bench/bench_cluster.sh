@@ -8,7 +8,9 @@
 # ratio to a single TCP stream (tests/bench/tcpbench) moving the same bytes,
 # then 4 KiB PUT and GET in operations per second (pipelined), as FIGURE
 # lines. Targets (issue #3): R=1 PUT and GET >= 60% of TCP; 4 KiB >= 20,000
-# ops/s. BENCH_BYTES (default 256 MiB) and BENCH_OPS (default 100000) scale it.
+# ops/s. BENCH_BYTES (default 256 MiB) and BENCH_OPS (default 100000) scale it;
+# BENCH_CAIRND_FLAGS go to every cairnd (e.g. --no-direct-io, to compare).
+BENCH_CAIRND_FLAGS=${BENCH_CAIRND_FLAGS:-}
 : "${srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 : "${top_builddir:=.}"
 top_builddir=$(cd "$top_builddir" && pwd)
@@ -42,7 +44,7 @@ for R in 1 2; do
 	cairnctl --config-dir "$CFG" cluster init --replicas $R >/dev/null || fail "cluster init R=$R"
 	for i in 1 2 3; do
 		n=$(((round - 1) * 3 + i))
-		daemon_start $n || fail "daemon $n did not start"
+		daemon_start $n $BENCH_CAIRND_FLAGS || fail "daemon $n did not start"
 		cairnctl --config-dir "$CFG" node add "$(daemon_addr $n)" >/dev/null ||
 			fail "node add $n (R=$R)"
 	done

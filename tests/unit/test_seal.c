@@ -96,6 +96,39 @@ static void round_trips_empty_tiny_random_and_text(void **state)
 	round_trip_of(1 << 20, 1, 1);
 }
 
+/* Compression of a large chunk is decided by a sample from four places:
+ * half random, half zeros compresses; random with compressible bytes only
+ * between the sampled places is stored raw (the sample said no). */
+static void large_chunks_are_judged_by_a_sample(void **state)
+{
+	size_t len = 262144;
+	uint8_t *c = malloc(len), *blk, *back = malloc(len), addr[32];
+	struct seal_info info;
+	ssize_t n;
+
+	(void)state;
+	randombytes_buf(c, len);
+	memset(c + len / 2, 0, len / 2);
+	n = seal_of(k1, c, len, addr, &blk);
+	assert_int_equal(seal_peek(blk, (size_t)n, &info), 0);
+	assert_int_equal(info.compression, SEAL_COMP_ZSTD);
+	assert_true((size_t)n < len / 2 + 4096);
+	assert_int_equal(seal_open(ctx, k1, addr, blk, (size_t)n, back, len), (ssize_t)len);
+	assert_memory_equal(back, c, len);
+	free(blk);
+
+	randombytes_buf(c, len);
+	memset(c + 8192, 0, 40960);       /* between the samples at 0 and 64 KiB */
+	n = seal_of(k1, c, len, addr, &blk);
+	assert_int_equal(seal_peek(blk, (size_t)n, &info), 0);
+	assert_int_equal(info.compression, SEAL_COMP_NONE);
+	assert_int_equal(seal_open(ctx, k1, addr, blk, (size_t)n, back, len), (ssize_t)len);
+	assert_memory_equal(back, c, len);
+	free(blk);
+	free(c);
+	free(back);
+}
+
 static void every_bit_flip_fails(void **state)
 {
 	uint8_t c[200], *blk, addr[32], out[256];
@@ -191,6 +224,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(round_trips_empty_tiny_random_and_text),
+		cmocka_unit_test(large_chunks_are_judged_by_a_sample),
 		cmocka_unit_test(every_bit_flip_fails),
 		cmocka_unit_test(random_flips_in_a_large_compressed_block_fail),
 		cmocka_unit_test(another_address_or_key_or_truncation_fails_distinctly),

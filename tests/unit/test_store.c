@@ -4,16 +4,20 @@
  * Block contents and addresses come from a seed (printed; replay with
  * CAIRNFS_TEST_SEED).
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -223,6 +227,128 @@ static void test_first_format_blocks_still_read(void **state)
 	assert_null(got);
 }
 
+/* Does this directory's filesystem take an aligned O_DIRECT write? */
+static bool dir_takes_direct_io(const char *dir)
+{
+	char path[512];
+	void *buf = NULL;
+	bool ok;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/direct-probe", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_DIRECT, 0600);
+	if (fd < 0)
+		return false;
+	assert_int_equal(posix_memalign(&buf, 4096, 4096), 0);
+	memset(buf, 0, 4096);
+	ok = write(fd, buf, 4096) == 4096;
+	free(buf);
+	close(fd);
+	unlink(path);
+	return ok;
+}
+
+/* Blocks written with O_DIRECT (aligned head direct, tail buffered) and
+ * without it make byte-identical files, and each mode reads the other's:
+ * the sizes straddle every alignment edge of header + block. */
+static void test_direct_and_buffered_io_make_the_same_files(void **state)
+{
+	struct fixture *f = *state;
+	static const size_t sizes[] = { 0, 1, 4071, 4072, 4073, 4096, 8191,
+					65541, 262144, 1048576 + 4072 };
+	enum { NS = sizeof(sizes) / sizeof(sizes[0]) };
+	bool direct = dir_takes_direct_io(f->dir);
+	uint8_t addr[2][NS][32];
+
+	printf("# direct I/O on %s: %s\n", f->dir, direct ? "yes" : "refused");
+	for (int mode = 0; mode < 2; mode++) {     /* 0 direct, 1 buffered */
+		store_set_direct_io(f->st, mode == 0);
+		for (size_t i = 0; i < NS; i++) {
+			uint8_t *b = malloc(sizes[i] + 1), *raw;
+			char path[512];
+			struct stat sb;
+			int fd;
+
+			fill(b, sizes[i], 300 + 10 * (unsigned long long)mode + i);
+			addr_for(addr[mode][i], b, sizes[i]);
+			/* the empty block has one address: held the second time */
+			assert_int_equal(store_put(f->st, addr[mode][i], b, sizes[i]),
+					 sizes[i] == 0 && mode == 1 ? 0 : 1);
+			store_block_path(f->st, addr[mode][i], path, sizeof(path));
+			assert_int_equal(stat(path, &sb), 0);
+			assert_int_equal(sb.st_size, STORE_HEADER_BYTES + sizes[i]);
+			raw = malloc((size_t)sb.st_size);
+			fd = open(path, O_RDONLY);
+			assert_true(fd >= 0);
+			assert_int_equal(read(fd, raw, (size_t)sb.st_size), sb.st_size);
+			close(fd);
+			assert_memory_equal(raw, "CRB2", 4);
+			assert_memory_equal(raw + STORE_HEADER_BYTES, b, sizes[i]);
+			free(raw);
+			free(b);
+		}
+	}
+	/* every block read back in both modes */
+	for (int rmode = 0; rmode < 2; rmode++) {
+		store_set_direct_io(f->st, rmode == 0);
+		for (int mode = 0; mode < 2; mode++)
+			for (size_t i = 0; i < NS; i++) {
+				uint8_t *b = malloc(sizes[i] + 1), *got = NULL;
+				size_t got_len = 0;
+
+				fill(b, sizes[i], 300 + 10 * (unsigned long long)mode + i);
+				assert_int_equal(store_get(f->st, addr[mode][i], &got, &got_len), 0);
+				assert_int_equal(got_len, sizes[i]);
+				assert_memory_equal(got, b, sizes[i]);
+				free(got);
+				free(b);
+			}
+	}
+	/* where the filesystem takes O_DIRECT, the store did not give it up */
+	if (direct) {
+		store_set_direct_io(f->st, true);
+		uint8_t *b = malloc(65536), a[32], *got = NULL;
+		size_t got_len;
+
+		fill(b, 65536, 400);
+		addr_for(a, b, 65536);
+		assert_int_equal(store_put(f->st, a, b, 65536), 1);
+		assert_int_equal(store_get(f->st, a, &got, &got_len), 0);
+		assert_true(store_direct_io(f->st));
+		free(got);
+		free(b);
+	}
+}
+
+/* On a filesystem that knows FS_TOPDIR_FL (ext4), the store sets it on
+ * blocks/ so that slot directories, and the block files in them, spread
+ * over the disk (see spread_slot_dirs in store.c). */
+static void test_slot_dirs_are_spread_where_the_filesystem_can(void **state)
+{
+	struct fixture *f = *state;
+	char path[512];
+	int fd, fl = 0;
+
+	snprintf(path, sizeof(path), "%s/topdir-probe", f->dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	fd = open(path, O_RDONLY | O_DIRECTORY);
+	assert_true(fd >= 0);
+	bool can = ioctl(fd, FS_IOC_GETFLAGS, &fl) == 0 &&
+		   (fl |= FS_TOPDIR_FL, ioctl(fd, FS_IOC_SETFLAGS, &fl) == 0) &&
+		   ioctl(fd, FS_IOC_GETFLAGS, &fl) == 0 && (fl & FS_TOPDIR_FL);
+	close(fd);
+	rmdir(path);
+	printf("# FS_TOPDIR_FL on %s: %s\n", f->dir, can ? "yes" : "not supported");
+	if (!can)
+		return;
+	snprintf(path, sizeof(path), "%s/blocks", f->dir);
+	fd = open(path, O_RDONLY | O_DIRECTORY);
+	assert_true(fd >= 0);
+	assert_int_equal(ioctl(fd, FS_IOC_GETFLAGS, &fl), 0);
+	close(fd);
+	assert_true(fl & FS_TOPDIR_FL);
+}
+
 struct async_count {
 	pthread_mutex_t lock;
 	int stored, held, failed;
@@ -371,6 +497,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_put_twice_is_a_noop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_file_is_reported_not_returned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_first_format_blocks_still_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_and_buffered_io_make_the_same_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slot_dirs_are_spread_where_the_filesystem_can, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_puts_answer_once_each, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_removes_temp_files_and_counts_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_puts_store_each_block_once, setup, teardown),
