@@ -4,7 +4,8 @@ daemon_libdaemon_a_SOURCES = \
 	daemon/store.c daemon/store.h \
 	daemon/diskpool.c daemon/diskpool.h \
 	daemon/peer.c daemon/peer.h \
-	daemon/srv.c daemon/srv.h
+	daemon/srv.c daemon/srv.h daemon/srv_int.h \
+	daemon/srv_jobs.c daemon/srv_state.c
 daemon_libdaemon_a_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS) $(XXHASH_CFLAGS)
 DAEMON_LIBS = daemon/libdaemon.a $(CLUSTER_LIBS) $(XXHASH_LIBS) $(EV_LIBS)
 

@@ -20,12 +20,12 @@
  * bytes of answers queued before we stop reading; a peer
  * that does not read its answers for frame-timeout is dropped.
  *
- * The map: current map under map_lock (short holds, the loop takes it);
- * adopting a map (MAP_PUSH, gossip) holds adopt_lock across the file
- * write, so the loop never waits on a disk for the map.
+ * The parts: this file has the loop, connections, the handshake and the
+ * operations answered on the loop; srv_jobs.c the operations run on the
+ * disk workers; srv_state.c the node's files, the map and gossip.
  */
 #define _GNU_SOURCE
-#include "daemon/srv.h"
+#include "daemon/srv_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,7 +40,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/statvfs.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -54,259 +53,9 @@
 #include "daemon/peer.h"
 #include "daemon/store.h"
 
-#define CONN_MAX_INFLIGHT 64
-#define CONN_OUT_HIGH (8u << 20)
-#define CONN_INFLIGHT_BYTES_HIGH (128u << 20)   /* request bytes held by jobs */
-#define CONN_BODY_STEP (64u << 10)
-#define EPOCH_BYTES 8
-
-_Static_assert(PEER_CTX_BYTES == 40, "handshake ctx layout");
-
-enum conn_state { CONN_HELLO, CONN_FINISH, CONN_AUTH };
-
-struct outbuf {
-	struct outbuf *next;
-	size_t len, off;
-	uint8_t data[];
-};
-
-struct conn {
-	struct srv *srv;
-	struct conn *prev, *next;
-	int fd;
-	char peer[80];
-	ev_io rio, wio;
-	enum conn_state state;
-	struct handshake *hs;
-	struct hs_session sess;
-	size_t preauth_bytes;
-	/* the frame being read */
-	uint8_t hdr[PROTO_HEADER_BYTES];
-	size_t hdr_have;
-	struct proto_header h;
-	uint8_t *body;                   /* payload then tag */
-	size_t body_need, body_have, body_cap;
-	bool in_body;
-	/* answers */
-	struct outbuf *out_head, *out_tail;
-	size_t out_bytes;
-	unsigned inflight;
-	size_t inflight_bytes;
-	int refs;                        /* the loop's + one per job */
-	bool closed, paused;
-	ev_tstamp accepted, last_active, frame_start, last_write;
-};
-
-struct srv {
-	struct srv_opts o;
-	char *data_dir;
-	struct ev_loop *loop;
-	struct store *st;
-	struct diskpool *dp;
-	int lfd;
-	char listen_addr[300];
-	ev_io lio;
-	ev_timer sweep, accept_retry, drain;
-	ev_signal sigterm, sigint;
-	struct conn *conns;
-	unsigned n_conns;
-	bool stopping;
-	ev_tstamp stop_time;
-	uint8_t node_id[CMAP_NODE_ID_BYTES];
-	ev_tstamp started;
-	uint64_t proto_errors, auth_failures;   /* loop thread only */
-	/* the map */
-	pthread_mutex_t map_lock;        /* guards map, map_enc, admin pk */
-	pthread_mutex_t adopt_lock;      /* serialises adoption; taken first */
-	struct cmap *map;
-	uint8_t *map_enc;
-	size_t map_len;
-	uint64_t epoch;
-	bool have_pk;
-	uint8_t pk[CMAP_PK_BYTES];
-	/* gossip */
-	pthread_t gossip;
-	bool gossip_started;
-	pthread_mutex_t gossip_lock;
-	pthread_cond_t gossip_cond;
-	bool gossip_stop;
-};
-
-/* ---------- small file helpers ---------- */
-
-static int write_file_atomic(const char *dir, const char *name,
-			     const void *buf, size_t len)
-{
-	char tmp[4096], path[4096];
-	int fd = -1, dfd = -1, err = 0;
-	const uint8_t *p = buf;
-
-	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		err = -errno;
-		goto out;
-	}
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err = -errno;
-			goto out;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	if (fsync(fd) < 0 || rename(tmp, path) < 0) {
-		err = -errno;
-		goto out;
-	}
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd) < 0)
-		err = -errno;
-out:
-	if (fd >= 0)
-		close(fd);
-	if (dfd >= 0)
-		close(dfd);
-	if (err)
-		unlink(tmp);
-	return err;
-}
-
-static int read_file(const char *path, size_t max, uint8_t **out, size_t *len)
-{
-	struct stat sb;
-	uint8_t *buf = NULL;
-	size_t have = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), err = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &sb) < 0 || (size_t)sb.st_size > max) {
-		err = fstat(fd, &sb) < 0 ? -errno : -EFBIG;
-		goto out;
-	}
-	buf = malloc((size_t)sb.st_size + 1);
-	if (!buf) {
-		err = -ENOMEM;
-		goto out;
-	}
-	while (have < (size_t)sb.st_size) {
-		ssize_t n = read(fd, buf + have, (size_t)sb.st_size - have);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			err = n < 0 ? -errno : -EIO;
-			goto out;
-		}
-		have += (size_t)n;
-	}
-	buf[have] = '\0';
-out:
-	close(fd);
-	if (err) {
-		free(buf);
-		return err;
-	}
-	*out = buf;
-	*len = have;
-	return 0;
-}
-
-/* ---------- the map ---------- */
-
-static uint64_t srv_epoch(struct srv *s)
-{
-	uint64_t e;
-
-	pthread_mutex_lock(&s->map_lock);
-	e = s->epoch;
-	pthread_mutex_unlock(&s->map_lock);
-	return e;
-}
-
-/*
- * Adopt a signed map: valid signature (by the pinned admin key, or the key
- * it carries on first use), same cluster, higher epoch. Persists it (and a
- * first-use admin key) before it becomes current. Any thread.
- * Returns 0, -ESTALE (not newer), -EBADMSG/-EKEYREJECTED (signature),
- * -EPROTO (malformed), -EXDEV (another cluster) or an I/O error.
- */
-static int srv_map_adopt(struct srv *s, const uint8_t *buf, size_t len)
-{
-	struct cmap *m = NULL;
-	uint8_t *copy = NULL, pk[CMAP_PK_BYTES];
-	bool have_pk, pin = false;
-	int err;
-
-	pthread_mutex_lock(&s->adopt_lock);
-	pthread_mutex_lock(&s->map_lock);
-	have_pk = s->have_pk;
-	memcpy(pk, s->pk, sizeof(pk));
-	pthread_mutex_unlock(&s->map_lock);
-	err = cmap_decode(buf, len, have_pk ? pk : NULL, &m);
-	if (err)
-		goto out;
-	pthread_mutex_lock(&s->map_lock);
-	if (s->map && cmap_epoch(m) <= s->epoch)
-		err = -ESTALE;
-	else if (s->map && memcmp(cmap_cluster_id(m), cmap_cluster_id(s->map),
-				  CMAP_CLUSTER_ID_BYTES))
-		err = -EXDEV;
-	pthread_mutex_unlock(&s->map_lock);
-	if (err)
-		goto out;
-	if (!have_pk) {
-		char hex[2 * CMAP_PK_BYTES + 2];
-
-		sodium_bin2hex(hex, sizeof(hex), cmap_admin_pk(m), CMAP_PK_BYTES);
-		hex[2 * CMAP_PK_BYTES] = '\n';
-		hex[2 * CMAP_PK_BYTES + 1] = '\0';
-		err = write_file_atomic(s->data_dir, "admin.pub", hex, strlen(hex));
-		if (err)
-			goto out;
-		pin = true;
-	}
-	copy = malloc(len);
-	if (!copy) {
-		err = -ENOMEM;
-		goto out;
-	}
-	memcpy(copy, buf, len);
-	err = write_file_atomic(s->data_dir, "map", buf, len);
-	if (err)
-		goto out;
-	pthread_mutex_lock(&s->map_lock);
-	cmap_free(s->map);
-	free(s->map_enc);
-	s->map = m;
-	s->map_enc = copy;
-	s->map_len = len;
-	s->epoch = cmap_epoch(m);
-	if (pin) {
-		memcpy(s->pk, cmap_admin_pk(m), CMAP_PK_BYTES);
-		s->have_pk = true;
-	}
-	pthread_mutex_unlock(&s->map_lock);
-	log_info("adopted cluster map epoch %llu",
-		 (unsigned long long)cmap_epoch(m));
-	m = NULL;
-	copy = NULL;
-out:
-	pthread_mutex_unlock(&s->adopt_lock);
-	cmap_free(m);
-	free(copy);
-	return err;
-}
-
 /* ---------- connections: output ---------- */
 
-static void conn_unref(struct conn *c)
+void conn_unref(struct conn *c)
 {
 	if (--c->refs > 0)
 		return;
@@ -347,7 +96,7 @@ static void conn_close(struct conn *c, const char *why)
 	conn_unref(c);
 }
 
-static void conn_update_read(struct conn *c)
+void conn_update_read(struct conn *c)
 {
 	bool want = !c->closed && !c->srv->stopping &&
 		    c->inflight < CONN_MAX_INFLIGHT && c->out_bytes < CONN_OUT_HIGH &&
@@ -363,7 +112,7 @@ static void conn_update_read(struct conn *c)
 }
 
 /* Queue an answer: header, payload a then b, tag when authenticated. */
-static void conn_answer(struct conn *c, uint8_t op, uint8_t status,
+void conn_answer(struct conn *c, uint8_t op, uint8_t status,
 			uint64_t id, const void *a, size_t a_len,
 			const void *b, size_t b_len)
 {
@@ -408,7 +157,7 @@ static void conn_answer(struct conn *c, uint8_t op, uint8_t status,
 	conn_update_read(c);
 }
 
-static void conn_status(struct conn *c, uint8_t op, int err, uint64_t id)
+void conn_status(struct conn *c, uint8_t op, int err, uint64_t id)
 {
 	conn_answer(c, op, proto_err_to_status(err), id, NULL, 0, NULL, 0);
 }
@@ -456,277 +205,6 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
 	conn_update_read(c);
 }
 
-/* ---------- disk jobs ---------- */
-
-struct job {
-	struct diskpool_job dj;
-	struct conn *c;
-	uint8_t op;
-	uint64_t id;
-	uint8_t *frame;                  /* the request payload, owned */
-	size_t len;
-	int err;
-	uint8_t *resp;                   /* answer payload, malloc'd */
-	size_t resp_len;
-	bool resp_borrowed;
-};
-
-static bool job_run(struct diskpool_job *dj);
-
-static void job_done(struct diskpool_job *dj)
-{
-	struct job *j = (struct job *)dj;
-	struct conn *c = j->c;
-	char a[9] = "";
-
-	if (j->err && j->err != -ENOENT && j->err != -ESTALE &&
-	    j->frame && j->len >= EPOCH_BYTES + PROTO_ADDR_BYTES)
-		log_addr_short(j->frame + EPOCH_BYTES, a);
-	if (j->err == -EBADMSG && j->op == PROTO_OP_GET)
-		log_err("block %s is corrupt on disk (checksum mismatch), "
-			"answering CORRUPT to %s", a, c->peer);
-	else if (j->err == -ENOSPC)
-		log_warn("cannot store block %s for %s: %s", a, c->peer,
-			 log_strerror(j->err));
-	else if (j->err && j->err != -ENOENT && j->err != -ESTALE &&
-		 j->op != PROTO_OP_MAP_PUSH)
-		log_warn("%s %s from %s failed: %s", proto_op_name(j->op), a,
-			 c->peer, log_strerror(j->err));
-	if (j->op == PROTO_OP_MAP_PUSH && j->err)
-		log_warn("peer %s: map push refused: %s", c->peer,
-			 log_strerror(j->err));
-	if (!c->closed) {
-		if (j->err == -ESTALE) {
-			uint8_t e[EPOCH_BYTES];
-
-			proto_put_u64(e, srv_epoch(c->srv));
-			conn_answer(c, j->op, PROTO_ST_STALE, j->id, e, sizeof(e),
-				    NULL, 0);
-		} else if (j->err == -EBADMSG && j->op == PROTO_OP_MAP_PUSH) {
-			conn_answer(c, j->op, PROTO_ST_BAD_SIGNATURE, j->id,
-				    NULL, 0, NULL, 0);
-		} else if (j->err) {
-			conn_status(c, j->op, j->err, j->id);
-		} else {
-			conn_answer(c, j->op, PROTO_ST_OK, j->id, j->resp,
-				    j->resp_len, NULL, 0);
-		}
-	}
-	c->inflight--;
-	c->inflight_bytes -= j->len;
-	conn_update_read(c);
-	conn_unref(c);
-	free(j->frame);
-	free(j->resp);
-	free(j);
-}
-
-static void job_submit(struct conn *c, uint8_t op, uint64_t id)
-{
-	struct job *j = calloc(1, sizeof(*j));
-
-	if (!j) {
-		conn_status(c, op, -ENOMEM, id);
-		return;
-	}
-	j->dj.run = job_run;
-	j->dj.done = job_done;
-	j->c = c;
-	j->op = op;
-	j->id = id;
-	j->frame = c->body;              /* the job takes the payload */
-	j->len = c->h.length;
-	c->body = NULL;
-	c->body_cap = 0;
-	c->refs++;
-	c->inflight++;
-	c->inflight_bytes += j->len;
-	diskpool_submit(c->srv->dp, &j->dj);
-	conn_update_read(c);         /* pipelining stops at the bounds */
-}
-
-static int job_alloc(struct job *j, size_t len)
-{
-	j->resp = malloc(len ? len : 1);
-	j->resp_len = len;
-	return j->resp ? 0 : -ENOMEM;
-}
-
-static void run_has(struct job *j, struct store *st)
-{
-	struct proto_reader r;
-	uint64_t epoch;
-	uint32_t n;
-	const uint8_t *addrs;
-
-	proto_reader_init(&r, j->frame, j->len);
-	proto_read_u64(&r, &epoch);
-	proto_read_u32(&r, &n);
-	if (r.bad || n > PROTO_HAS_MAX ||
-	    !proto_read_bytes(&r, (size_t)n * PROTO_ADDR_BYTES, &addrs) || r.left) {
-		j->err = -EPROTO;
-		return;
-	}
-	j->err = job_alloc(j, 4 + (n + 7) / 8);
-	if (j->err)
-		return;
-	memset(j->resp, 0, j->resp_len);
-	proto_put_u32(j->resp, n);
-	for (uint32_t i = 0; i < n; i++) {
-		int h = store_has(st, addrs + (size_t)i * PROTO_ADDR_BYTES);
-
-		if (h < 0) {
-			j->err = h;
-			return;
-		}
-		if (h)
-			j->resp[4 + i / 8] |= (uint8_t)(1u << (i % 8));
-	}
-}
-
-static void run_list(struct job *j, struct store *st)
-{
-	struct proto_reader r;
-	uint64_t epoch;
-	uint16_t slot;
-	uint32_t max;
-	uint8_t has_after;
-	const uint8_t *after;
-	struct store_entry *e;
-	bool more;
-	int n;
-
-	proto_reader_init(&r, j->frame, j->len);
-	proto_read_u64(&r, &epoch);
-	proto_read_u16(&r, &slot);
-	proto_read_u32(&r, &max);
-	proto_read_u8(&r, &has_after);
-	proto_read_bytes(&r, PROTO_ADDR_BYTES, &after);
-	if (r.bad || r.left || slot >= CMAP_SLOTS || has_after > 1) {
-		j->err = -EPROTO;
-		return;
-	}
-	if (max == 0 || max > PROTO_LIST_MAX)
-		max = PROTO_LIST_MAX;
-	e = malloc(max * sizeof(*e));
-	if (!e) {
-		j->err = -ENOMEM;
-		return;
-	}
-	n = store_list(st, slot, has_after ? after : NULL, e, max, &more);
-	if (n < 0) {
-		j->err = n;
-		goto out;
-	}
-	j->err = job_alloc(j, 5 + (size_t)n * (PROTO_ADDR_BYTES + 4));
-	if (j->err)
-		goto out;
-	proto_put_u32(j->resp, (uint32_t)n);
-	j->resp[4] = more;
-	for (int i = 0; i < n; i++) {
-		uint8_t *p = j->resp + 5 + (size_t)i * (PROTO_ADDR_BYTES + 4);
-
-		memcpy(p, e[i].addr, PROTO_ADDR_BYTES);
-		proto_put_u32(p + PROTO_ADDR_BYTES, e[i].size);
-	}
-out:
-	free(e);
-}
-
-static void run_status(struct job *j, struct srv *s)
-{
-	struct store_stats st;
-	struct statvfs vfs;
-	uint64_t v[PROTO_STAT_MAX + 1] = { 0 };
-
-	store_get_stats(s->st, &st);
-	if (statvfs(s->data_dir, &vfs) == 0) {
-		v[PROTO_STAT_DISK_TOTAL] = (uint64_t)vfs.f_blocks * vfs.f_frsize;
-		v[PROTO_STAT_DISK_FREE] = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-	}
-	v[PROTO_STAT_EPOCH] = srv_epoch(s);
-	v[PROTO_STAT_BLOCKS] = st.blocks;
-	v[PROTO_STAT_BYTES] = st.bytes;
-	v[PROTO_STAT_PUTS] = st.puts;
-	v[PROTO_STAT_PUT_NEW] = st.puts_new;
-	v[PROTO_STAT_PUT_BYTES] = st.bytes_written;
-	v[PROTO_STAT_GETS] = st.gets;
-	v[PROTO_STAT_GET_BYTES] = st.bytes_read;
-	v[PROTO_STAT_DELETES] = st.deletes;
-	v[PROTO_STAT_CORRUPT_BLOCKS] = st.corrupt;
-	/* loop-owned figures were copied into the request payload slot */
-	if (j->len == 4 * 8) {
-		v[PROTO_STAT_UPTIME_S] = proto_get_u64(j->frame);
-		v[PROTO_STAT_CONNECTIONS] = proto_get_u64(j->frame + 8);
-		v[PROTO_STAT_PROTO_ERRORS] = proto_get_u64(j->frame + 16);
-		v[PROTO_STAT_AUTH_FAILURES] = proto_get_u64(j->frame + 24);
-	}
-	j->err = job_alloc(j, 2 + PROTO_STAT_MAX * 10);
-	if (j->err)
-		return;
-	proto_put_u16(j->resp, PROTO_STAT_MAX);
-	for (unsigned k = 1; k <= PROTO_STAT_MAX; k++) {
-		proto_put_u16(j->resp + 2 + (k - 1) * 10, (uint16_t)k);
-		proto_put_u64(j->resp + 4 + (k - 1) * 10, v[k]);
-	}
-}
-
-/* A PUT is durable (store committer thread): its answer, then the loop. */
-static void put_committed(void *arg, int r)
-{
-	struct job *j = arg;
-
-	if (r >= 0 && !(j->err = job_alloc(j, 1)))
-		j->resp[0] = (uint8_t)r;
-	else if (r < 0)
-		j->err = r;
-	diskpool_finish(j->c->srv->dp, &j->dj);
-}
-
-static bool job_run(struct diskpool_job *dj)
-{
-	struct job *j = (struct job *)dj;
-	struct srv *s = j->c->srv;
-	const uint8_t *addr = j->frame + EPOCH_BYTES;
-	int r;
-
-	switch (j->op) {
-	case PROTO_OP_PUT:
-		/* written now; the worker moves on while the store makes a
-		 * whole batch durable (group commit) and answers it */
-		r = store_put_async(s->st, addr, addr + PROTO_ADDR_BYTES,
-				    j->len - EPOCH_BYTES - PROTO_ADDR_BYTES,
-				    put_committed, j);
-		if (r == 0)
-			return true;
-		j->err = r;
-		break;
-	case PROTO_OP_GET:
-		j->err = store_get(s->st, addr, &j->resp, &j->resp_len);
-		break;
-	case PROTO_OP_DELETE:
-		j->err = store_delete(s->st, addr);
-		break;
-	case PROTO_OP_HAS:
-		run_has(j, s->st);
-		break;
-	case PROTO_OP_LIST_SLOT:
-		run_list(j, s->st);
-		break;
-	case PROTO_OP_NODE_STATUS:
-		run_status(j, s);
-		break;
-	case PROTO_OP_MAP_PUSH:
-		j->err = srv_map_adopt(s, j->frame, j->len);
-		if (j->err == -EKEYREJECTED)
-			j->err = -EBADMSG;   /* both: not signed by our admin */
-		break;
-	default:
-		abort();                 /* dispatch submits only the above */
-	}
-	return false;
-}
-
 /* ---------- operations on the loop ---------- */
 
 /* Requests that name an epoch: older than ours gets STALE (0: none yet). */
@@ -751,7 +229,7 @@ static int op_block(struct conn *c)
 	if (c->h.opcode != PROTO_OP_PUT && c->h.length != min)
 		return -EPROTO;
 	if (op_check_epoch(c, c->h.request_id))
-		job_submit(c, c->h.opcode, c->h.request_id);
+		srv_job_submit(c, c->h.opcode, c->h.request_id);
 	return 0;
 }
 
@@ -760,7 +238,7 @@ static int op_epoch_job(struct conn *c)
 	if (c->h.length < EPOCH_BYTES)
 		return -EPROTO;
 	if (op_check_epoch(c, c->h.request_id))
-		job_submit(c, c->h.opcode, c->h.request_id);
+		srv_job_submit(c, c->h.opcode, c->h.request_id);
 	return 0;
 }
 
@@ -791,7 +269,7 @@ static int op_map_push(struct conn *c)
 {
 	if (c->h.length == 0 || c->h.length > CMAP_MAX_ENCODED)
 		return -EPROTO;
-	job_submit(c, c->h.opcode, c->h.request_id);
+	srv_job_submit(c, c->h.opcode, c->h.request_id);
 	return 0;
 }
 
@@ -812,7 +290,7 @@ static int op_status(struct conn *c)
 	proto_put_u64(p + 16, s->proto_errors);
 	proto_put_u64(p + 24, s->auth_failures);
 	c->h.length = 32;
-	job_submit(c, c->h.opcode, c->h.request_id);
+	srv_job_submit(c, c->h.opcode, c->h.request_id);
 	return 0;
 }
 
@@ -1186,200 +664,6 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_timer_start(loop, &s->drain);
 }
 
-/* ---------- gossip ---------- */
-
-/* One peer: compare epochs, push ours or fetch theirs. */
-static void gossip_one(struct srv *s, const char *addr)
-{
-	struct peer p = { .fd = -1 };
-	uint8_t e[EPOCH_BYTES], *resp = NULL;
-	size_t len = 0;
-	uint64_t ours = srv_epoch(s), theirs;
-	int err;
-
-	err = peer_open(addr, s->o.secret, 2000, &p);
-	if (err) {
-		log_debug("gossip: node %s unreachable: %s", addr,
-			  log_strerror(err));
-		return;
-	}
-	proto_put_u64(e, ours);
-	err = peer_call(&p, PROTO_OP_PING, e, sizeof(e), NULL, 0, &resp, &len);
-	if (err || len != EPOCH_BYTES)
-		goto out;
-	theirs = proto_get_u64(resp);
-	free(resp);
-	resp = NULL;
-	if (theirs < ours) {
-		uint8_t *enc = NULL;
-		size_t elen = 0;
-
-		pthread_mutex_lock(&s->map_lock);
-		if (s->map_enc && (enc = malloc(s->map_len))) {
-			memcpy(enc, s->map_enc, s->map_len);
-			elen = s->map_len;
-		}
-		pthread_mutex_unlock(&s->map_lock);
-		if (enc) {
-			err = peer_call(&p, PROTO_OP_MAP_PUSH, enc, elen, NULL, 0,
-					&resp, &len);
-			log_info("gossip: pushed map epoch %llu to %s (had %llu): %s",
-				 (unsigned long long)ours, addr,
-				 (unsigned long long)theirs, log_strerror(err));
-		}
-		free(enc);
-	} else if (theirs > ours) {
-		err = peer_call(&p, PROTO_OP_MAP_GET, NULL, 0, NULL, 0, &resp, &len);
-		if (!err)
-			err = srv_map_adopt(s, resp, len);
-		if (err && err != -ESTALE)
-			log_warn("gossip: map epoch %llu from %s refused: %s",
-				 (unsigned long long)theirs, addr,
-				 log_strerror(err));
-	}
-out:
-	free(resp);
-	peer_close(&p);
-}
-
-static void *gossip_main(void *arg)
-{
-	struct srv *s = arg;
-
-	for (;;) {
-		struct timespec ts;
-		char (*addrs)[CMAP_ADDR_MAX + 1] = NULL;
-		unsigned n = 0;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += (time_t)s->o.gossip_interval_s;
-		ts.tv_nsec += (long)((s->o.gossip_interval_s -
-				      (double)(time_t)s->o.gossip_interval_s) * 1e9);
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_mutex_lock(&s->gossip_lock);
-		while (!s->gossip_stop &&
-		       pthread_cond_timedwait(&s->gossip_cond, &s->gossip_lock,
-					      &ts) != ETIMEDOUT)
-			;
-		bool stop = s->gossip_stop;
-		pthread_mutex_unlock(&s->gossip_lock);
-		if (stop)
-			break;
-		pthread_mutex_lock(&s->map_lock);
-		if (s->map) {
-			unsigned total = cmap_node_count(s->map);
-
-			addrs = calloc(total ? total : 1, sizeof(*addrs));
-			for (unsigned i = 0; addrs && i < total; i++) {
-				const struct cmap_node *nd = cmap_node(s->map, i);
-
-				if (nd->state == CMAP_NODE_OUT ||
-				    !memcmp(nd->id, s->node_id, CMAP_NODE_ID_BYTES))
-					continue;
-				memcpy(addrs[n++], nd->addr, sizeof(addrs[0]));
-			}
-		}
-		pthread_mutex_unlock(&s->map_lock);
-		for (unsigned i = 0; i < n; i++)
-			gossip_one(s, addrs[i]);
-		free(addrs);
-	}
-	return NULL;
-}
-
-/* ---------- setup ---------- */
-
-static int load_node_id(struct srv *s)
-{
-	char path[4096], hex[2 * CMAP_NODE_ID_BYTES + 2];
-	uint8_t *buf = NULL;
-	size_t len = 0, bin = 0;
-	int err;
-
-	snprintf(path, sizeof(path), "%s/node-id", s->data_dir);
-	err = read_file(path, 4096, &buf, &len);
-	if (err == -ENOENT) {
-		randombytes_buf(s->node_id, sizeof(s->node_id));
-		sodium_bin2hex(hex, sizeof(hex), s->node_id, sizeof(s->node_id));
-		hex[2 * CMAP_NODE_ID_BYTES] = '\n';
-		hex[2 * CMAP_NODE_ID_BYTES + 1] = '\0';
-		err = write_file_atomic(s->data_dir, "node-id", hex, strlen(hex));
-		if (!err)
-			log_info("new node id %.32s", hex);
-		return err;
-	}
-	if (err)
-		return err;
-	if (sodium_hex2bin(s->node_id, sizeof(s->node_id), (char *)buf, len,
-			   "\n", &bin, NULL) || bin != sizeof(s->node_id))
-		err = -EINVAL;
-	free(buf);
-	if (err)
-		log_err("%s: not a node id (32 hex digits)", path);
-	return err;
-}
-
-static int load_pinned_pk(struct srv *s)
-{
-	char path[4096];
-	uint8_t *buf = NULL;
-	size_t len = 0, bin = 0;
-	int err;
-
-	if (s->o.have_admin_pk) {
-		memcpy(s->pk, s->o.admin_pk, sizeof(s->pk));
-		s->have_pk = true;
-		return 0;
-	}
-	snprintf(path, sizeof(path), "%s/admin.pub", s->data_dir);
-	err = read_file(path, 4096, &buf, &len);
-	if (err == -ENOENT)
-		return 0;                /* trust on first use */
-	if (err)
-		return err;
-	if (sodium_hex2bin(s->pk, sizeof(s->pk), (char *)buf, len, "\n", &bin,
-			   NULL) || bin != sizeof(s->pk)) {
-		log_err("%s: not an admin public key (64 hex digits)", path);
-		err = -EINVAL;
-	} else {
-		s->have_pk = true;
-	}
-	free(buf);
-	return err;
-}
-
-static int load_map(struct srv *s)
-{
-	char path[4096];
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int err;
-
-	snprintf(path, sizeof(path), "%s/map", s->data_dir);
-	err = read_file(path, CMAP_MAX_ENCODED, &buf, &len);
-	if (err == -ENOENT)
-		return 0;
-	if (!err)
-		err = cmap_decode(buf, len, s->have_pk ? s->pk : NULL, &s->map);
-	if (err) {
-		log_err("cannot load cluster map %s: %s", path, log_strerror(err));
-		free(buf);
-		return err;
-	}
-	s->map_enc = buf;
-	s->map_len = len;
-	s->epoch = cmap_epoch(s->map);
-	if (!s->have_pk) {
-		memcpy(s->pk, cmap_admin_pk(s->map), sizeof(s->pk));
-		s->have_pk = true;
-	}
-	log_info("loaded cluster map epoch %llu", (unsigned long long)s->epoch);
-	return 0;
-}
-
 static int srv_listen(struct srv *s)
 {
 	char host[256], port[16], nh[INET6_ADDRSTRLEN], np[16], text[sizeof(s->listen_addr) + 2];
@@ -1427,7 +711,7 @@ static int srv_listen(struct srv *s)
 	snprintf(s->listen_addr, sizeof(s->listen_addr),
 		 sa.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", nh, np);
 	snprintf(text, sizeof(text), "%s\n", s->listen_addr);
-	err = write_file_atomic(s->data_dir, "listen-addr", text, strlen(text));
+	err = srv_write_file_atomic(s->data_dir, "listen-addr", text, strlen(text));
 out:
 	if (err)
 		log_err("cannot listen on %s: %s", s->o.listen, log_strerror(err));
@@ -1463,11 +747,7 @@ int srv_new(const struct srv_opts *o, struct srv **out)
 			log_strerror(err));
 		goto out;
 	}
-	err = load_node_id(s);
-	if (!err)
-		err = load_pinned_pk(s);
-	if (!err)
-		err = load_map(s);
+	err = srv_load_state(s);
 	if (err)
 		goto out;
 	err = store_open(s->data_dir, &s->st);
@@ -1512,7 +792,7 @@ int srv_run(struct srv *s)
 	ev_signal_start(loop, &s->sigterm);
 	ev_signal_start(loop, &s->sigint);
 	if (s->o.gossip_interval_s > 0 &&
-	    pthread_create(&s->gossip, NULL, gossip_main, s) == 0)
+	    pthread_create(&s->gossip, NULL, srv_gossip_main, s) == 0)
 		s->gossip_started = true;
 	log_info("node %02x%02x%02x%02x listening on %s, map epoch %llu",
 		 s->node_id[0], s->node_id[1], s->node_id[2], s->node_id[3],
