@@ -107,7 +107,8 @@ static void usage(const char *prog)
 	       "                    (cluster.secret, admin.pub, cairnctl.conf)\n"
 	       "    key=FILE        volume key file ('cairnctl volume create'); mode 0600\n"
 	       "    meta=DIR        metadata dir (LMDB) of this volume on this machine\n"
-	       "    cache=SIZE      block cache bound (default 256M)\n"
+	       "    cache=SIZE      memory for file data: write buffers take up to half\n"
+	       "                    (at most 128M), the block cache the rest (default 256M)\n"
 	       "    passfile=FILE   passphrase for a wrapped key (else asked on the tty)\n"
 	       "    timeout=MS      network call timeout (default 10000)\n"
 	       "    zstd=N          zstd level for new blocks (default 1)\n"
@@ -182,6 +183,26 @@ static int open_volume_key(struct fsctx *fs, char *err, size_t err_len)
 	return rc;
 }
 
+/*
+ * cache=SIZE bounds the mount's memory for file data: the write pipeline
+ * (up to FSDATA_TOTAL_DIRTY of dirty data plus what is being sealed and
+ * uploaded, ~130 MiB at peak in a 2 GiB write) takes its share off the top
+ * and the block cache gets the rest, so resident memory stays within SIZE +
+ * 64 MiB whatever ran before. With the whole SIZE for the block cache, a
+ * write after a large read peaked at SIZE + 170 MiB (256M cache: 425 MiB).
+ */
+#define WRITE_RESERVE_MAX (128ull << 20)
+#define BLOCK_CACHE_MIN (8ull << 20)
+
+static uint64_t block_cache_share(uint64_t cache_bytes)
+{
+	uint64_t reserve = cache_bytes / 2 < WRITE_RESERVE_MAX ? cache_bytes / 2
+							       : WRITE_RESERVE_MAX;
+
+	return cache_bytes - reserve < BLOCK_CACHE_MIN ? BLOCK_CACHE_MIN
+						       : cache_bytes - reserve;
+}
+
 /* Everything but the FUSE session: key, cluster, cache, metadata, data path. */
 static int fs_open(struct fsctx *fs, const char *volume, char *err,
 		   size_t err_len)
@@ -224,7 +245,7 @@ static int fs_open(struct fsctx *fs, const char *volume, char *err,
 	rc = chunkio_new(fs->bio, fs->keys, fs->opts.zstd_level, &fs->cio);
 	if (rc < 0)
 		return rc;
-	rc = bcache_new(fs->cache_bytes, &fs->cache);
+	rc = bcache_new(block_cache_share(fs->cache_bytes), &fs->cache);
 	if (rc < 0)
 		return rc;
 	rc = meta_open(fs->opts.meta_dir, keys_volume(fs->keys), fs->ro,
@@ -312,6 +333,7 @@ int main(int argc, char **argv)
 
 	log_set_ident("cairnfs");
 	alloc_tune_for_blocks();
+	alloc_limit_arenas(2);
 	cl.o.timeout_ms = 10000;
 	cl.o.zstd_level = 1;
 	if (fuse_opt_parse(&args, &cl, cairnfs_opt_spec, cairnfs_opt_proc) < 0)
