@@ -662,8 +662,14 @@ static int read_block_file(struct store *st, int fd, size_t size,
 	uint8_t *buf = NULL;
 	int err;
 
-	if (size >= STORE_DIRECT_MIN && store_direct_io(st) &&
-	    set_direct(fd, true) == 0) {
+	if (size >= STORE_DIRECT_MIN && store_direct_io(st)) {
+		err = set_direct(fd, true);
+		if (err == -EINVAL)
+			direct_refused(st);
+	} else {
+		err = -EAGAIN;                   /* buffered, below */
+	}
+	if (!err) {
 		if (posix_memalign((void **)&buf, STORE_DIO_ALIGN, cap))
 			return -ENOMEM;
 		err = read_whole(fd, buf, size, cap);

@@ -10,8 +10,8 @@
 # text-like data (fio for random data when installed, else dd; dd for
 # text), with caches dropped before each read; N files of 4 KiB: creates,
 # stats, reads, unlinks per second; tar -x of a tarball of /usr/include.
-# During the random write the mount's resident memory is sampled; the
-# target is at most its cache size + 64 MiB.
+# During both writes (the text one follows a cold read of SIZE) the mount's
+# resident memory is sampled; the target is at most its cache size + 64 MiB.
 # Prints a table (ratio = cairnfs / local; for tar, local time / cairnfs
 # time, so above 1 is faster everywhere) and FIGURE lines; --json prints
 # one JSON object instead. Progress goes to stderr. Needs root (drops the
@@ -180,11 +180,14 @@ for sys in local cairnfs; do
 	[ $sys = cairnfs ] && dir=$mdir
 	for kind in random text; do
 		say "$sys: sequential write, $size of $kind data"
-		if [ $sys = cairnfs ] && [ $kind = random ] && [ -n "$fs_pid" ]; then
+		# both writes are watched: the text one comes after a cold read
+		# of SIZE has filled the block cache, the harder case for the bound
+		if [ $sys = cairnfs ] && [ -n "$fs_pid" ]; then
 			rss_watch & wpid=$!
 			R[$sys.write_$kind]=$(seq_write $sys "$dir" $kind)
 			kill -TERM $wpid; wait $wpid 2>/dev/null || true
-			R[cairnfs.rss_peak]=$(cat "$work/rss.peak")
+			p=$(cat "$work/rss.peak")
+			[ "$p" -gt "${R[cairnfs.rss_peak]:-0}" ] && R[cairnfs.rss_peak]=$p
 		else
 			R[$sys.write_$kind]=$(seq_write $sys "$dir" $kind)
 		fi
@@ -228,7 +231,7 @@ for row in "${rows[@]}"; do
 done
 verdict=MISS
 [ "$rss" -gt 0 ] && [ "$rss" -le "$rss_bound" ] && verdict=ok
-printf 'cairnfs RSS peak during the write: %s MiB (bound: cache %s MiB + 64 = %s MiB) %s\n' \
+printf 'cairnfs RSS peak during the writes: %s MiB (bound: cache %s MiB + 64 = %s MiB) %s\n' \
 	"$rss" "$cache_mib" "$rss_bound" "$verdict"
 for row in "${rows[@]}"; do
 	k=${row%%:*}
