@@ -1,7 +1,8 @@
 # fs: cairnfs, the FUSE client (libfuse3, lmdb)
 noinst_LIBRARIES += fs/libfs.a
 fs_libfs_a_SOURCES = \
-	fs/meta.c fs/meta.h \
+	fs/meta.c fs/meta.h fs/meta_int.h fs/meta_blocks.c fs/meta_ns.c \
+	fs/meta_xattr.c \
 	fs/bcache.c fs/bcache.h \
 	fs/fsdata.c fs/fsdata.h \
 	fs/readahead.c fs/readahead.h \
