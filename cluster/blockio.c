@@ -351,6 +351,79 @@ void blockio_counters(struct blockio *b, struct blockio_counters *out)
 /* --- PUT ----------------------------------------------------------------- */
 
 /*
+ * Fill calls[0..) with a PUT of blk to every owner of addr's slot under map
+ * bm (req: BIO_REQ_BYTES of the caller's, alive as long as the calls).
+ * Returns how many owners, or 0 when the slot has none yet.
+ */
+static unsigned put_prepare(const struct bio_map *bm, const uint8_t addr[32],
+			    const void *blk, size_t len, uint8_t *req,
+			    struct pool_call *calls)
+{
+	unsigned w = cmap_width(bm->m);
+	uint16_t own[CMAP_MAX_WIDTH];
+	unsigned n_own = cmap_slot_owners(bm->m, slot_of_addr(addr), own);
+
+	if (n_own > w)
+		n_own = w;
+	proto_put_u64(req, bm->epoch);
+	memcpy(req + 8, addr, PROTO_ADDR_BYTES);
+	for (unsigned k = 0; k < n_own; k++) {
+		struct pool_call *c = &calls[k];
+
+		memset(c, 0, sizeof(*c));
+		c->node = cmap_node(bm->m, own[k])->addr;
+		c->opcode = PROTO_OP_PUT;
+		c->req = req;
+		c->req_len = BIO_REQ_BYTES;
+		c->data = blk;
+		c->data_len = len;
+	}
+	return n_own;
+}
+
+/*
+ * Wait for the n_own started PUTs of one block and judge them: 0 when
+ * every owner (or the write quorum) took it, -EINPROGRESS when an owner
+ * called our map old (retry after a refresh), else the first error.
+ */
+static int put_collect(struct blockio *b, struct pool_call *calls,
+		       unsigned n_own, size_t len)
+{
+	unsigned ok = 0, need;
+	int first = 0;
+	bool stale = false;
+
+	for (unsigned k = 0; k < n_own; k++) {
+		struct pool_call *c = &calls[k];
+		int e = pool_wait(b->pool, c);
+
+		if (!e) {
+			ok++;
+			if (c->resp_len >= 1 && c->resp[0] == 1)
+				atomic_fetch_add(&b->put_new, 1);
+		} else {
+			if (err_is_stale(e))
+				stale = true;
+			if (!first)
+				first = e;
+			log_debug("PUT to %s: %s", c->node, log_strerror(e));
+		}
+		free(c->resp);
+		c->resp = NULL;
+	}
+	/* A write quorum below every owner lets a block through when
+	 * enough owners took it (repair copies it later). */
+	need = b->opts.write_quorum && b->opts.write_quorum < n_own ?
+	       b->opts.write_quorum : n_own;
+	if (ok >= need) {
+		atomic_fetch_add(&b->puts, 1);
+		atomic_fetch_add(&b->put_bytes, len);
+		return 0;
+	}
+	return stale ? -EINPROGRESS : first;
+}
+
+/*
  * One round of PUTs for the blocks whose errs[i] is -EINPROGRESS, all
  * pipelined. Sets errs[i] to the result, or leaves -EINPROGRESS (and sets
  * *stale) for blocks an owner called our map old.
@@ -370,73 +443,23 @@ static int put_round(struct blockio *b, struct bio_map *bm,
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		uint16_t own[CMAP_MAX_WIDTH];
-		uint8_t *req = reqs + i * BIO_REQ_BYTES;
-
 		if (errs[i] != -EINPROGRESS)
 			continue;
-		n_own[i] = cmap_slot_owners(bm->m, slot_of_addr(addrs[i]), own);
-		if (n_own[i] > w)
-			n_own[i] = w;
-		if (!n_own[i]) {
+		n_own[i] = put_prepare(bm, addrs[i], blks[i], lens[i],
+				       reqs + i * BIO_REQ_BYTES, &calls[i * w]);
+		if (!n_own[i])
 			errs[i] = -EHOSTUNREACH;   /* slot has no owner yet */
-			continue;
-		}
-		proto_put_u64(req, bm->epoch);
-		memcpy(req + 8, addrs[i], PROTO_ADDR_BYTES);
-		for (unsigned k = 0; k < n_own[i]; k++) {
-			struct pool_call *c = &calls[i * w + k];
-
-			c->node = cmap_node(bm->m, own[k])->addr;
-			c->opcode = PROTO_OP_PUT;
-			c->req = req;
-			c->req_len = BIO_REQ_BYTES;
-			c->data = blks[i];
-			c->data_len = lens[i];
-		}
 	}
 	/* Start everything before waiting: the pool's back-pressure paces us. */
 	for (size_t i = 0; i < n; i++)
 		for (unsigned k = 0; k < n_own[i] && errs[i] == -EINPROGRESS; k++)
 			(void)pool_start(b->pool, &calls[i * w + k]);
 	for (size_t i = 0; i < n; i++) {
-		unsigned ok = 0, need;
-		int first = 0;
-		bool st = false;
-
 		if (errs[i] != -EINPROGRESS)
 			continue;
-		for (unsigned k = 0; k < n_own[i]; k++) {
-			struct pool_call *c = &calls[i * w + k];
-			int e = pool_wait(b->pool, c);
-
-			if (!e) {
-				ok++;
-				if (c->resp_len >= 1 && c->resp[0] == 1)
-					atomic_fetch_add(&b->put_new, 1);
-			} else {
-				if (err_is_stale(e))
-					st = true;
-				if (!first)
-					first = e;
-				log_debug("PUT to %s: %s", c->node, log_strerror(e));
-			}
-			free(c->resp);
-			c->resp = NULL;
-		}
-		/* A write quorum below every owner lets a block through when
-		 * enough owners took it (repair copies it later). */
-		need = b->opts.write_quorum && b->opts.write_quorum < n_own[i] ?
-		       b->opts.write_quorum : n_own[i];
-		if (ok >= need) {
-			errs[i] = 0;
-			atomic_fetch_add(&b->puts, 1);
-			atomic_fetch_add(&b->put_bytes, lens[i]);
-		} else if (st) {
+		errs[i] = put_collect(b, &calls[i * w], n_own[i], lens[i]);
+		if (errs[i] == -EINPROGRESS)
 			*stale = true;     /* retried after a map refresh */
-		} else {
-			errs[i] = first;
-		}
 	}
 out:
 	free(calls);
@@ -490,6 +513,140 @@ int blockio_put(struct blockio *b, const uint8_t addr[32], const void *blk,
 	int err;
 
 	return blockio_put_many(b, (const uint8_t (*)[32])addr, blks, &len, 1, &err);
+}
+
+/* --- PUT batches: started as they come, waited for together ------------- */
+
+struct put_item {
+	uint8_t addr[32];
+	const void *blk;
+	size_t len;
+	uint8_t req[BIO_REQ_BYTES];
+	unsigned n_own;
+	int err;
+	struct pool_call calls[CMAP_MAX_WIDTH];
+};
+
+struct blockio_batch {
+	struct blockio *b;
+	struct bio_map *bm;          /* the map the batch's PUTs were sent under */
+	pthread_mutex_t lock;        /* adders take their item under it */
+	size_t n, cap;
+	struct put_item items[];     /* fixed: the pool points into the calls */
+};
+
+int blockio_batch_new(struct blockio *b, size_t cap, struct blockio_batch **out)
+{
+	struct blockio_batch *bt;
+
+	*out = NULL;
+	if (cap > (SIZE_MAX - sizeof(*bt)) / sizeof(bt->items[0]))
+		return -EOVERFLOW;
+	bt = calloc(1, sizeof(*bt) + cap * sizeof(bt->items[0]));
+	if (!bt)
+		return -ENOMEM;
+	bt->bm = map_get(b);
+	if (!bt->bm) {
+		free(bt);
+		return -ENOENT;
+	}
+	bt->b = b;
+	bt->cap = cap;
+	pthread_mutex_init(&bt->lock, NULL);
+	*out = bt;
+	return 0;
+}
+
+int blockio_batch_add(struct blockio_batch *bt, const uint8_t addr[32],
+		      const void *blk, size_t len)
+{
+	struct put_item *it;
+
+	pthread_mutex_lock(&bt->lock);
+	it = bt->n < bt->cap ? &bt->items[bt->n++] : NULL;
+	pthread_mutex_unlock(&bt->lock);
+	if (!it)
+		return -ENOBUFS;
+	memcpy(it->addr, addr, 32);
+	it->blk = blk;
+	it->len = len;
+	it->err = -EINPROGRESS;
+	if (len > PROTO_MAX_PAYLOAD - BIO_REQ_BYTES) {
+		it->err = -E2BIG;
+		return 0;
+	}
+	it->n_own = put_prepare(bt->bm, addr, blk, len, it->req, it->calls);
+	if (!it->n_own) {
+		it->err = -EHOSTUNREACH;   /* slot has no owner yet */
+		return 0;
+	}
+	/* Sent now: the owners store it while the caller seals the next. */
+	for (unsigned k = 0; k < it->n_own; k++)
+		(void)pool_start(bt->b->pool, &it->calls[k]);
+	return 0;
+}
+
+int blockio_batch_finish(struct blockio_batch *bt, int *errs)
+{
+	struct blockio *b = bt->b;
+	const uint8_t (*addrs)[32] = NULL;
+	const void **blks = NULL;
+	size_t *lens = NULL, n_stale = 0, *which = NULL;
+	int *stale_errs = NULL, rc = 0;
+
+	for (size_t i = 0; i < bt->n; i++) {
+		struct put_item *it = &bt->items[i];
+
+		if (it->err == -EINPROGRESS)
+			it->err = put_collect(b, it->calls, it->n_own, it->len);
+		if (it->err == -EINPROGRESS)
+			n_stale++;
+	}
+	map_put(b, bt->bm);
+	if (n_stale) {
+		/* Our map was old for some: those go again, the way
+		 * blockio_put_many() does it (refresh, then resend). */
+		uint8_t (*a)[32] = calloc(n_stale, 32);
+
+		addrs = (const uint8_t (*)[32])a;
+		blks = calloc(n_stale, sizeof(*blks));
+		lens = calloc(n_stale, sizeof(*lens));
+		which = calloc(n_stale, sizeof(*which));
+		stale_errs = calloc(n_stale, sizeof(*stale_errs));
+		if (!a || !blks || !lens || !which || !stale_errs) {
+			rc = -ENOMEM;
+		} else {
+			size_t k = 0;
+
+			for (size_t i = 0; i < bt->n; i++) {
+				if (bt->items[i].err != -EINPROGRESS)
+					continue;
+				memcpy(a[k], bt->items[i].addr, 32);
+				blks[k] = bt->items[i].blk;
+				lens[k] = bt->items[i].len;
+				which[k++] = i;
+			}
+			(void)blockio_put_many(b, addrs, blks, lens, n_stale, stale_errs);
+			for (k = 0; k < n_stale; k++)
+				bt->items[which[k]].err = stale_errs[k];
+		}
+	}
+	for (size_t i = 0; i < bt->n; i++) {
+		int e = bt->items[i].err == -EINPROGRESS ? rc : bt->items[i].err;
+
+		if (errs)
+			errs[i] = e;
+		if (e < 0 && !rc)
+			rc = e;
+	}
+	free((void *)addrs);
+	free(blks);
+	free(lens);
+	free(which);
+	free(stale_errs);
+	pthread_mutex_destroy(&bt->lock);
+	free(bt);
+	return rc;
 }
 
 /* --- GET ----------------------------------------------------------------- */

@@ -67,6 +67,25 @@ int blockio_put_many(struct blockio *b, const uint8_t (*addrs)[32],
 		     int *errs);
 
 /*
+ * A PUT batch for a caller that makes its blocks one by one (seals them):
+ * each block is sent to its owners as soon as it is added, so they store
+ * it while the caller makes the next, and the answers are waited for
+ * together at the end. Blocks stay the caller's and must stay alive until
+ * blockio_batch_finish(), which frees the batch (always), sets errs[i] (may
+ * be NULL) for the i-th block added, retries those an owner called our map
+ * old after a refresh, and returns 0 when every block was stored, else the
+ * first error. blockio_batch_add() fails (-ENOBUFS) only past cap blocks;
+ * a block it cannot send gets its error at the finish. Several threads may
+ * add to one batch at once; finish it after the last add has returned.
+ */
+struct blockio_batch;
+int blockio_batch_new(struct blockio *b, size_t cap, struct blockio_batch **out)
+	__attribute__((warn_unused_result));
+int blockio_batch_add(struct blockio_batch *bt, const uint8_t addr[32],
+		      const void *blk, size_t len) __attribute__((warn_unused_result));
+int blockio_batch_finish(struct blockio_batch *bt, int *errs);
+
+/*
  * Fetch a block from holder number `skip` of its slot: the owners in order,
  * then a moving slot's previous owners. Callers walk skip = 0, 1, 2... until
  * a copy opens (a bad copy, an unreachable holder or a holder without it:

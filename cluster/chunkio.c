@@ -134,8 +134,13 @@ int chunkio_put(struct chunkio *io, const void *chunk, size_t len,
 	return 0;
 }
 
-ssize_t chunkio_get(struct chunkio *io, const uint8_t addr[32], void *out,
-		    size_t cap)
+/*
+ * The fetch loop behind chunkio_get() and chunkio_get_alloc(): with
+ * *alloced non-NULL (out NULL), each copy is opened into a buffer of exactly
+ * its plaintext length, handed to the caller on success.
+ */
+static ssize_t chunkio_fetch(struct chunkio *io, const uint8_t addr[32],
+			     void *out, size_t cap, uint8_t **alloced)
 {
 	struct seal_ctx *ctx = chunkio_ctx(io);
 	int last_err = -ENOENT;
@@ -159,8 +164,26 @@ ssize_t chunkio_get(struct chunkio *io, const uint8_t addr[32], void *out,
 				last_err = rc;
 			continue;
 		}
+		if (alloced) {
+			struct seal_info info;
+
+			/* A copy that does not parse fails seal_open below
+			 * the same way: size the buffer only when it does. */
+			cap = seal_peek(blk, blen, &info) == 0 ? info.plain_len : 0;
+			out = malloc(cap ? cap : 1);
+			if (!out) {
+				free(blk);
+				return -ENOMEM;
+			}
+		}
 		n = seal_open(ctx, io->k, addr, blk, blen, out, cap);
 		free(blk);
+		if (alloced) {
+			if (n >= 0)
+				*alloced = out;
+			else
+				free(out);
+		}
 		if (n >= 0) {
 			atomic_fetch_add(&io->gets, 1);
 			atomic_fetch_add(&io->get_plain, (uint64_t)n);
@@ -180,6 +203,19 @@ ssize_t chunkio_get(struct chunkio *io, const uint8_t addr[32], void *out,
 			 n == -ENOTSUP ? "unknown format version" : "malformed");
 	}
 	return corrupt ? -EIO : last_err;
+}
+
+ssize_t chunkio_get(struct chunkio *io, const uint8_t addr[32], void *out,
+		    size_t cap)
+{
+	return chunkio_fetch(io, addr, out, cap, NULL);
+}
+
+ssize_t chunkio_get_alloc(struct chunkio *io, const uint8_t addr[32],
+			  uint8_t **out)
+{
+	*out = NULL;
+	return chunkio_fetch(io, addr, NULL, 0, out);
 }
 
 void chunkio_counters(struct chunkio *io, struct chunkio_counters *out)

@@ -60,6 +60,14 @@ ssize_t chunkio_seal(struct chunkio *io, const uint8_t addr[32],
 ssize_t chunkio_get(struct chunkio *io, const uint8_t addr[32], void *out,
 		    size_t cap) __attribute__((warn_unused_result));
 
+/*
+ * Like chunkio_get(), into a malloc'd buffer of exactly the chunk's length
+ * (*out, the caller frees it): no bound to guess and no copy for a caller
+ * that keeps the chunk, such as the block cache.
+ */
+ssize_t chunkio_get_alloc(struct chunkio *io, const uint8_t addr[32],
+			  uint8_t **out) __attribute__((warn_unused_result));
+
 void chunkio_counters(struct chunkio *io, struct chunkio_counters *out);
 
 #endif

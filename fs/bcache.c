@@ -157,22 +157,35 @@ struct bcache_entry *bcache_get(struct bcache *c, const uint8_t addr[32])
 struct bcache_entry *bcache_insert(struct bcache *c, const uint8_t addr[32],
 				   const void *data, size_t len)
 {
-	struct bcache_entry *e, *have;
+	struct bcache_entry *e;
 	uint8_t *copy;
 
 	if (len > c->st.limit)
 		return NULL;
 	/* Copy outside the lock: chunks are up to megabytes. */
-	e = calloc(1, sizeof(*e));
 	copy = malloc(len ? len : 1);
-	if (!e || !copy) {
-		free(e);
-		free(copy);
+	if (!copy)
 		return NULL;
-	}
 	memcpy(copy, data, len);
+	e = bcache_insert_owned(c, addr, copy, len);
+	if (!e)
+		free(copy);
+	return e;
+}
+
+struct bcache_entry *bcache_insert_owned(struct bcache *c,
+					 const uint8_t addr[32], uint8_t *data,
+					 size_t len)
+{
+	struct bcache_entry *e, *have;
+
+	if (len > c->st.limit)
+		return NULL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
 	memcpy(e->addr, addr, 32);
-	e->data = copy;
+	e->data = data;
 	e->len = len;
 	e->refs_ = 1;
 

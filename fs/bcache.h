@@ -46,6 +46,12 @@ struct bcache_entry *bcache_get(struct bcache *c, const uint8_t addr[32]);
 struct bcache_entry *bcache_insert(struct bcache *c, const uint8_t addr[32],
 				   const void *data, size_t len);
 
+/* The same without the copy: the cache takes data (malloc'd, len bytes)
+ * and frees it in time, even when an entry already there is returned
+ * instead. On NULL (too big, no memory) data stays the caller's. */
+struct bcache_entry *bcache_insert_owned(struct bcache *c,
+					 const uint8_t addr[32], uint8_t *data,
+					 size_t len);
 void bcache_put(struct bcache *c, struct bcache_entry *e);
 
 /* Drop an address (its block was freed); readers holding it keep it. */

@@ -17,6 +17,7 @@
  */
 #include "fs/fsdata.h"
 #include "fs/readahead.h"
+#include "fs/workpool.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "chunker/chunker.h"
 #include "cluster/log.h"
@@ -71,6 +73,7 @@ struct fsdata {
 	pthread_t deleter;
 	bool deleter_started;
 	struct readahead *ra;        /* fetches ahead of sequential readers */
+	struct workpool *sealers;    /* help flushers hash and seal chunks */
 };
 
 /* --- segments ------------------------------------------------------------ */
@@ -334,75 +337,165 @@ static void wfile_enqueue(struct fsdata *d, struct wfile *w, bool final)
 
 /* --- the committed layer ------------------------------------------------- */
 
+/*
+ * A block held for reading: pinned in the block cache, or (when the cache
+ * would not take it) a buffer of our own.
+ */
+struct block_hold {
+	struct bcache_entry *ce;
+	uint8_t *own;
+	const uint8_t *data;
+	size_t len;
+};
+
+static void release_block(struct fsdata *d, struct block_hold *h)
+{
+	bcache_put(d->fs->cache, h->ce);
+	free(h->own);
+	memset(h, 0, sizeof(*h));
+}
+
+/* Hold the block of extent e of ino: from the cache, from a read-ahead
+ * worker fetching it, or from the cluster. 0 or -errno (-EIO for a block
+ * no holder could give back, logged). */
+static int hold_block(struct fsdata *d, uint64_t ino,
+		      const struct meta_extent *e, struct block_hold *h)
+{
+	struct fsctx *fs = d->fs;
+	uint8_t *data = NULL;
+	ssize_t got;
+
+	memset(h, 0, sizeof(*h));
+	h->ce = bcache_get(fs->cache, e->addr);
+	/* A read-ahead worker may be fetching it right now: wait for that
+	 * rather than fetch it twice. */
+	if (!h->ce && d->ra && readahead_wait(d->ra, e->addr))
+		h->ce = bcache_get(fs->cache, e->addr);
+	if (!h->ce) {
+		got = chunkio_get_alloc(fs->cio, e->addr, &data);
+		if (got < 0) {
+			char hex[17];
+
+			for (int k = 0; k < 8; k++)
+				snprintf(hex + 2 * k, 3, "%02x", e->addr[k]);
+			log_err("inode %llu: block %s... at offset %llu: %s",
+				(unsigned long long)ino, hex,
+				(unsigned long long)e->off, log_strerror((int)got));
+			return got == -ENOMEM ? -ENOMEM : -EIO;
+		}
+		if ((uint64_t)got < e->len) {
+			log_err("inode %llu: block at offset %llu holds %zd bytes, extent says %u",
+				(unsigned long long)ino, (unsigned long long)e->off,
+				got, e->len);
+			free(data);
+			return -EIO;
+		}
+		h->ce = bcache_insert_owned(fs->cache, e->addr, data, (size_t)got);
+		if (!h->ce) {
+			/* Too big for the cache or no memory: read from
+			 * our own copy. */
+			h->own = data;
+			h->data = data;
+			h->len = (size_t)got;
+			return 0;
+		}
+	}
+	h->data = h->ce->data;
+	h->len = h->ce->len;
+	return 0;
+}
+
 /* Read committed bytes [off, off+len) of ino into buf (holes are zeros).
  * Returns 0 or -errno (-EIO for a block no holder could give back). */
 static int read_committed(struct fsdata *d, uint64_t ino, uint8_t *buf,
 			  uint64_t off, size_t len)
 {
-	struct fsctx *fs = d->fs;
 	struct meta_extent *ext = NULL;
+	uint64_t pos = off;
 	size_t n = 0;
-	uint8_t *chunk = NULL;
 	int rc;
 
-	memset(buf, 0, len);
-	rc = meta_extents_get(fs->meta, ino, off, len, &ext, &n);
+	rc = meta_extents_get(d->fs->meta, ino, off, len, &ext, &n);
 	if (rc < 0)
 		return rc;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		const struct meta_extent *e = &ext[i];
-		struct bcache_entry *ce = bcache_get(fs->cache, e->addr);
 		uint64_t a = e->off > off ? e->off : off;
 		uint64_t b = e->off + e->len < off + len ? e->off + e->len : off + len;
+		struct block_hold h;
 
-		/* A read-ahead worker may be fetching it right now: wait for
-		 * that rather than fetch it twice. */
-		if (!ce && d->ra && readahead_wait(d->ra, e->addr))
-			ce = bcache_get(fs->cache, e->addr);
-		if (!ce) {
-			ssize_t got;
-
-			if (!chunk)
-				chunk = malloc(d->params.max_size);
-			if (!chunk) {
-				rc = -ENOMEM;
-				break;
-			}
-			got = chunkio_get(fs->cio, e->addr, chunk, d->params.max_size);
-			if (got < 0) {
-				char hex[17];
-
-				for (int k = 0; k < 8; k++)
-					snprintf(hex + 2 * k, 3, "%02x", e->addr[k]);
-				log_err("inode %llu: block %s... at offset %llu: %s",
-					(unsigned long long)ino, hex,
-					(unsigned long long)e->off, log_strerror((int)got));
-				rc = got == -ENOMEM ? -ENOMEM : -EIO;
-				break;
-			}
-			if ((uint64_t)got < e->len) {
-				log_err("inode %llu: block at offset %llu holds %zd bytes, extent says %u",
-					(unsigned long long)ino, (unsigned long long)e->off,
-					got, e->len);
-				rc = -EIO;
-				break;
-			}
-			ce = bcache_insert(fs->cache, e->addr, chunk, (size_t)got);
-			if (!ce) {
-				/* Too big for the cache or no memory: copy from
-				 * our buffer directly. */
-				if (a < b)
-					memcpy(buf + (a - off), chunk + (a - e->off), (size_t)(b - a));
-				continue;
-			}
-		}
-		if (a < b)
-			memcpy(buf + (a - off), ce->data + (a - e->off), (size_t)(b - a));
-		bcache_put(fs->cache, ce);
+		if (a >= b)
+			continue;
+		if (a > pos)    /* a hole before this extent */
+			memset(buf + (pos - off), 0, (size_t)(a - pos));
+		rc = hold_block(d, ino, e, &h);
+		if (rc < 0)
+			break;
+		memcpy(buf + (a - off), h.data + (a - e->off), (size_t)(b - a));
+		release_block(d, &h);
+		if (b > pos)
+			pos = b;
 	}
-	free(chunk);
+	if (rc == 0 && pos < off + len)
+		memset(buf + (pos - off), 0, (size_t)(off + len - pos));
 	free(ext);
 	return rc;
+}
+
+ssize_t fsdata_read_direct(struct fsdata *d, uint64_t ino, size_t len,
+			   uint64_t off, const void **data, void **hold)
+{
+	struct meta_extent *ext = NULL;
+	struct block_hold *h;
+	uint64_t size;
+	size_t n = 0;
+	int rc;
+
+	*data = NULL;
+	*hold = NULL;
+	pthread_mutex_lock(&d->lock);
+	rc = wfile_find(d, ino) ? -EAGAIN : 0;   /* writes not yet stored */
+	pthread_mutex_unlock(&d->lock);
+	if (rc < 0)
+		return rc;
+	rc = meta_file_size(d->fs->meta, ino, &size);
+	if (rc < 0)
+		return rc;
+	if (off >= size)
+		return 0;
+	if (len > size - off)
+		len = (size_t)(size - off);
+	rc = meta_extents_get(d->fs->meta, ino, off, len, &ext, &n);
+	if (rc < 0)
+		return rc;
+	if (n != 1 || ext[0].off > off || ext[0].off + ext[0].len < off + len) {
+		free(ext);
+		return -EAGAIN;     /* a hole or more than one block */
+	}
+	h = malloc(sizeof(*h));
+	if (!h) {
+		free(ext);
+		return -ENOMEM;
+	}
+	if (d->ra)
+		readahead_note(d->ra, ino, off, len);
+	rc = hold_block(d, ino, &ext[0], h);
+	if (rc == 0) {
+		*data = h->data + (off - ext[0].off);
+		*hold = h;
+	} else {
+		free(h);
+	}
+	free(ext);
+	return rc < 0 ? rc : (ssize_t)len;
+}
+
+void fsdata_read_done(struct fsdata *d, void *hold)
+{
+	if (hold) {
+		release_block(d, hold);
+		free(hold);
+	}
 }
 
 ssize_t fsdata_read(struct fsdata *d, uint64_t ino, void *buf, size_t len,
@@ -578,23 +671,57 @@ static int span_widen(struct fsdata *d, uint64_t ino, uint64_t a, uint64_t b,
 	return 0;
 }
 
-struct upload {
-	uint8_t (*addrs)[32];
+/*
+ * Sealing a span's chunks, one workpool index per extent: hash it (its
+ * address), claim the address, and unless the volume holds it already,
+ * seal it and send it to its owners. Sealed blocks stay here until the
+ * batch is finished; claimed[i] says whether extent i's claim was taken.
+ */
+struct span_seal {
+	struct fsdata *d;
+	const uint8_t *buf;          /* the span's bytes, from span_start */
+	uint64_t span_start;
+	struct meta_extent *ext;
 	uint8_t **blks;
-	size_t *lens;
-	int *errs;
-	size_t n;
+	bool *claimed;
+	struct blockio_batch *batch;
+	pthread_mutex_t lock;        /* err, n_sealed */
+	int err;                     /* the first error */
+	size_t n_sealed;
 };
 
-static void upload_release(struct upload *u)
+static void seal_one(void *arg, size_t i)
 {
-	for (size_t i = 0; i < u->n; i++)
-		free(u->blks[i]);
-	free(u->addrs);
-	free(u->blks);
-	free(u->lens);
-	free(u->errs);
-	memset(u, 0, sizeof(*u));
+	struct span_seal *ss = arg;
+	struct fsctx *fs = ss->d->fs;
+	struct meta_extent *e = &ss->ext[i];
+	const uint8_t *chunk = ss->buf + (e->off - ss->span_start);
+	ssize_t bl = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&ss->lock);
+	rc = ss->err;              /* one failed: the span is not committed */
+	pthread_mutex_unlock(&ss->lock);
+	if (rc < 0)
+		return;
+	chunkio_addr(fs->cio, chunk, e->len, e->addr);
+	/* Dedup: an address the volume holds (and whose delete is not
+	 * queued) is not sent again. The claim keeps the deleter off it
+	 * until our commit references it. */
+	ss->claimed[i] = true;
+	if (meta_ref_claim(fs->meta, e->addr) == META_REF_PRESENT)
+		return;
+	bl = chunkio_seal(fs->cio, e->addr, chunk, e->len, &ss->blks[i]);
+	if (bl >= 0)
+		rc = blockio_batch_add(ss->batch, e->addr, ss->blks[i], (size_t)bl);
+	else
+		rc = (int)bl;
+	pthread_mutex_lock(&ss->lock);
+	if (rc < 0 && !ss->err)
+		ss->err = rc;
+	if (bl >= 0)
+		ss->n_sealed++;
+	pthread_mutex_unlock(&ss->lock);
 }
 
 /*
@@ -658,17 +785,17 @@ static int flush_span(struct fsdata *d, struct wfile *w, const struct seg *segs,
 {
 	struct fsctx *fs = d->fs;
 	struct span sp = *spp;
-	size_t len, pos = 0, n_ext = 0, cap_ext, n_starts = 0;
+	size_t len, pos = 0, n_ext = 0, cap_ext, n_starts = 0, n_claims = 0;
 	struct meta_extent *ext = NULL;
-	struct upload up = { 0 };
+	struct span_seal ss = { .d = d, .span_start = sp.start };
 	uint8_t (*claims)[32] = NULL;
 	uint64_t *starts = NULL, limit;
-	size_t n_claims = 0;
 	const struct chunker *ck = d->chunker;
 	uint8_t *buf = NULL;
 	int rc;
 
 	*kept = 0;
+	pthread_mutex_init(&ss.lock, NULL);
 	/* Chunk on past the span's end into the extents after it until a cut
 	 * lands on one of their starts: from there on the old chunks are
 	 * what chunking the new content gives. Without this an edit that
@@ -676,7 +803,7 @@ static int flush_span(struct fsdata *d, struct wfile *w, const struct seg *segs,
 	 * does not say, and the same bytes stored elsewhere would not dedup. */
 	rc = resync_window(d, w->ino, sp.end, &starts, &n_starts, &limit);
 	if (rc < 0)
-		return rc;
+		goto out;
 	if (n_starts)
 		keep_tail = false;       /* the window ends at an old extent edge */
 	len = (size_t)(limit - sp.start);
@@ -692,15 +819,15 @@ static int flush_span(struct fsdata *d, struct wfile *w, const struct seg *segs,
 
 	cap_ext = len / d->params.min_size + 2;
 	ext = calloc(cap_ext, sizeof(*ext));
-	up.addrs = calloc(cap_ext, sizeof(*up.addrs));
-	up.blks = calloc(cap_ext, sizeof(*up.blks));
-	up.lens = calloc(cap_ext, sizeof(*up.lens));
-	up.errs = calloc(cap_ext, sizeof(*up.errs));
+	ss.blks = calloc(cap_ext, sizeof(*ss.blks));
+	ss.claimed = calloc(cap_ext, sizeof(*ss.claimed));
 	claims = calloc(cap_ext, sizeof(*claims));
-	if (!ext || !up.addrs || !up.blks || !up.lens || !up.errs || !claims) {
+	if (!ext || !ss.blks || !ss.claimed || !claims) {
 		rc = -ENOMEM;
 		goto out;
 	}
+	/* Where the chunks are: cheap, in order (each cut depends on the
+	 * one before). */
 	while (pos < len) {
 		/* The span's end is a fixed boundary (an extent edge or the
 		 * end of the file): the last chunk stops there. */
@@ -722,32 +849,24 @@ static int flush_span(struct fsdata *d, struct wfile *w, const struct seg *segs,
 		e = &ext[n_ext++];
 		e->off = sp.start + pos;
 		e->len = (uint32_t)cut;
-		chunkio_addr(fs->cio, buf + pos, cut, e->addr);
-		/* Dedup: an address the volume holds (and whose delete is not
-		 * queued) is not sent again. The claim keeps the deleter off
-		 * it until our commit references it. */
-		memcpy(claims[n_claims++], e->addr, 32);
-		if (meta_ref_claim(fs->meta, e->addr) != META_REF_PRESENT) {
-			ssize_t bl = chunkio_seal(fs->cio, e->addr, buf + pos, cut,
-						  &up.blks[up.n]);
-
-			if (bl < 0) {
-				rc = (int)bl;
-				goto out;
-			}
-			memcpy(up.addrs[up.n], e->addr, 32);
-			up.lens[up.n] = (size_t)bl;
-			up.n++;
-		}
 		pos += cut;
 	}
-	if (up.n) {
-		rc = blockio_put_many(fs->bio, (const uint8_t (*)[32])up.addrs,
-				      (const void *const *)up.blks, up.lens, up.n,
-				      up.errs);
+	/* What they are called and what gets stored: the costly part, on
+	 * every core. */
+	if (n_ext) {
+		rc = blockio_batch_new(fs->bio, n_ext, &ss.batch);
+		if (rc < 0)
+			goto out;
+		ss.buf = buf;
+		ss.ext = ext;
+		workpool_run(d->sealers, n_ext, seal_one, &ss);
+		rc = blockio_batch_finish(ss.batch, NULL);
+		ss.batch = NULL;
+		if (ss.err < 0)
+			rc = ss.err;
 		if (rc < 0) {
-			log_err("inode %llu: uploading %zu blocks failed: %s; data stays buffered",
-				(unsigned long long)w->ino, up.n, log_strerror(rc));
+			log_err("inode %llu: storing %zu blocks failed: %s; data stays buffered",
+				(unsigned long long)w->ino, ss.n_sealed, log_strerror(rc));
 			goto out;
 		}
 	}
@@ -757,11 +876,18 @@ static int flush_span(struct fsdata *d, struct wfile *w, const struct seg *segs,
 	rc = meta_extents_replace(fs->meta, w->ino, sp.start, len, ext, n_ext,
 				  spp->end - *kept);
 out:
-	free(starts);
+	for (size_t i = 0; ss.claimed && i < n_ext; i++)
+		if (ss.claimed[i])
+			memcpy(claims[n_claims++], ext[i].addr, 32);
 	if (n_claims)
 		meta_ref_unclaim(fs->meta, (const uint8_t (*)[32])claims, n_claims);
+	for (size_t i = 0; ss.blks && i < n_ext; i++)
+		free(ss.blks[i]);
+	free(ss.blks);
+	free(ss.claimed);
+	pthread_mutex_destroy(&ss.lock);
+	free(starts);
 	free(claims);
-	upload_release(&up);
 	free(ext);
 	free(buf);
 	return rc;
@@ -1259,6 +1385,17 @@ static void *deleter_main(void *arg)
 
 /* --- life cycle ---------------------------------------------------------- */
 
+/* Sealing helpers: a flusher works on its own span too, so one core per
+ * helper beyond the first, within reason. */
+static unsigned sealer_threads(void)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (cpus < 2)
+		return 0;
+	return cpus > 8 ? 7 : (unsigned)cpus - 1;
+}
+
 int fsdata_new(struct fsctx *fs, struct fsdata **out)
 {
 	const struct keys_volume *vol = keys_volume(fs->keys);
@@ -1280,7 +1417,9 @@ int fsdata_new(struct fsctx *fs, struct fsdata **out)
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->changed, NULL);
 	pthread_cond_init(&d->work, NULL);
-	rc = readahead_new(fs, d->params.max_size, &d->ra);
+	rc = readahead_new(fs, &d->ra);
+	if (rc == 0)
+		rc = workpool_new(sealer_threads(), &d->sealers);
 	if (rc < 0) {
 		fsdata_free(d);
 		return rc;
@@ -1326,6 +1465,7 @@ void fsdata_free(struct fsdata *d)
 		pthread_join(d->flushers[i], NULL);
 	if (d->deleter_started)
 		pthread_join(d->deleter, NULL);
+	workpool_free(d->sealers);
 	for (size_t b = 0; b < FILE_BUCKETS; b++) {
 		for (struct wfile *w = d->files[b], *next; w; w = next) {
 			next = w->hnext;

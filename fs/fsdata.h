@@ -58,6 +58,16 @@ int fsdata_release_write(struct fsdata *d, uint64_t ino);
 
 ssize_t fsdata_write(struct fsdata *d, uint64_t ino, const void *buf,
 		     size_t len, uint64_t off, uint64_t committed_size);
+/*
+ * The zero-copy read of the common case: when [off, off+len) of a file with
+ * no writes waiting to be stored lies inside one block, *data points into
+ * that block, held until fsdata_read_done(d, *hold). Returns the bytes there
+ * (short at end of file, 0 past it), -EAGAIN when fsdata_read() must do it
+ * (a hole, several blocks, writes in flight), or another -errno.
+ */
+ssize_t fsdata_read_direct(struct fsdata *d, uint64_t ino, size_t len,
+			   uint64_t off, const void **data, void **hold);
+void fsdata_read_done(struct fsdata *d, void *hold);
 /* Read into buf; returns the bytes read (short at end of file). */
 ssize_t fsdata_read(struct fsdata *d, uint64_t ino, void *buf, size_t len,
 		    uint64_t off);

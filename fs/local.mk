@@ -6,6 +6,7 @@ fs_libfs_a_SOURCES = \
 	fs/bcache.c fs/bcache.h \
 	fs/fsdata.c fs/fsdata.h \
 	fs/readahead.c fs/readahead.h \
+	fs/workpool.c fs/workpool.h \
 	fs/ops.c fs/fs.h
 fs_libfs_a_CFLAGS = $(AM_CFLAGS) $(FUSE_CFLAGS) $(LMDB_CFLAGS) $(SODIUM_CFLAGS)
 FS_LIBS = fs/libfs.a chunker/libchunker.a $(CLUSTER_LIBS) $(FUSE_LIBS) $(LMDB_LIBS)
@@ -25,14 +26,17 @@ uninstall-hook:
 	rm -f $(DESTDIR)$(sbindir)/mount.cairnfs
 .PHONY: install-cairnfs-mount-helper
 
-check_PROGRAMS += tests/unit/test_meta tests/unit/test_bcache
-TESTS += tests/unit/test_meta tests/unit/test_bcache
+check_PROGRAMS += tests/unit/test_meta tests/unit/test_bcache tests/unit/test_workpool
+TESTS += tests/unit/test_meta tests/unit/test_bcache tests/unit/test_workpool
 tests_unit_test_meta_SOURCES = tests/unit/test_meta.c
 tests_unit_test_meta_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(LMDB_CFLAGS)
 tests_unit_test_meta_LDADD = $(FS_LIBS) $(CMOCKA_LIBS)
 tests_unit_test_bcache_SOURCES = tests/unit/test_bcache.c
 tests_unit_test_bcache_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_bcache_LDADD = $(FS_LIBS) $(CMOCKA_LIBS)
+tests_unit_test_workpool_SOURCES = tests/unit/test_workpool.c
+tests_unit_test_workpool_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_workpool_LDADD = $(FS_LIBS) $(CMOCKA_LIBS)
 
 # Mount tests: a real cairnfs over real daemons.
 FS_INTEG_TESTS = tests/integ/t-fs-posix.sh tests/integ/t-fs-apps.sh \

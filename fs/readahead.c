@@ -32,7 +32,6 @@ struct ra_worker {
 
 struct readahead {
 	struct fsctx *fs;
-	size_t max_chunk;
 	pthread_mutex_t lock;
 	pthread_cond_t work;       /* the queue got a block */
 	pthread_cond_t done;       /* a worker finished a block */
@@ -51,10 +50,9 @@ static void *ra_main(void *arg)
 	struct ra_worker *w = arg;
 	struct readahead *ra = w->ra;
 	struct fsctx *fs = ra->fs;
-	uint8_t *chunk = malloc(ra->max_chunk);
 
 	pthread_mutex_lock(&ra->lock);
-	while (chunk) {
+	for (;;) {
 		uint8_t addr[32];
 		struct bcache_entry *e;
 
@@ -71,10 +69,14 @@ static void *ra_main(void *arg)
 
 		e = bcache_get(fs->cache, addr);
 		if (!e) {
-			ssize_t got = chunkio_get(fs->cio, addr, chunk, ra->max_chunk);
+			uint8_t *chunk = NULL;
+			ssize_t got = chunkio_get_alloc(fs->cio, addr, &chunk);
 
-			if (got >= 0)
-				e = bcache_insert(fs->cache, addr, chunk, (size_t)got);
+			if (got >= 0) {
+				e = bcache_insert_owned(fs->cache, addr, chunk, (size_t)got);
+				if (!e)
+					free(chunk);
+			}
 		}
 		if (e)
 			bcache_put(fs->cache, e);
@@ -84,7 +86,6 @@ static void *ra_main(void *arg)
 		pthread_cond_broadcast(&ra->done);
 	}
 	pthread_mutex_unlock(&ra->lock);
-	free(chunk);
 	return NULL;
 }
 
@@ -172,7 +173,7 @@ bool readahead_wait(struct readahead *ra, const uint8_t addr[32])
 	return waited;
 }
 
-int readahead_new(struct fsctx *fs, size_t max_chunk, struct readahead **out)
+int readahead_new(struct fsctx *fs, struct readahead **out)
 {
 	struct readahead *ra = calloc(1, sizeof(*ra));
 	int rc = 0;
@@ -180,7 +181,6 @@ int readahead_new(struct fsctx *fs, size_t max_chunk, struct readahead **out)
 	if (!ra)
 		return -ENOMEM;
 	ra->fs = fs;
-	ra->max_chunk = max_chunk;
 	pthread_mutex_init(&ra->lock, NULL);
 	pthread_cond_init(&ra->work, NULL);
 	pthread_cond_init(&ra->done, NULL);

@@ -26,7 +26,7 @@
 struct fsctx;
 struct readahead;
 
-int readahead_new(struct fsctx *fs, size_t max_chunk, struct readahead **out)
+int readahead_new(struct fsctx *fs, struct readahead **out)
 	__attribute__((warn_unused_result));
 void readahead_free(struct readahead *ra);
 

@@ -114,6 +114,37 @@ static void oversize_insert_is_refused(void **state)
 	bcache_free(c);
 }
 
+/* An owned insert keeps the very buffer (no copy); a second one for the
+ * same address returns the first entry and frees its buffer (ASan would
+ * report a leak or a double free); one too big leaves it to the caller. */
+static void owned_insert_takes_the_buffer(void **state)
+{
+	struct bcache *c;
+	struct bcache_entry *e, *again;
+	uint8_t a[32], *mine = malloc(1000), *dup = malloc(1000), *big = malloc(8192);
+
+	(void)state;
+	assert_int_equal(bcache_new(4096, &c), 0);
+	addr_of(7, a);
+	memset(mine, 0x5a, 1000);
+	memset(dup, 0xa5, 1000);
+	e = bcache_insert_owned(c, a, mine, 1000);
+	assert_non_null(e);
+	assert_ptr_equal(e->data, mine);
+	again = bcache_insert_owned(c, a, dup, 1000);
+	assert_ptr_equal(again, e);
+	assert_int_equal(again->data[999], 0x5a);
+	bcache_put(c, again);
+	bcache_put(c, e);
+	assert_null(bcache_insert_owned(c, a, big, 8192));
+	free(big);
+	e = bcache_get(c, a);
+	assert_non_null(e);
+	assert_ptr_equal(e->data, mine);
+	bcache_put(c, e);
+	bcache_free(c);
+}
+
 #define THREADS 4
 #define ROUNDS 20000
 
@@ -170,6 +201,7 @@ int main(void)
 		cmocka_unit_test(bound_holds_and_oldest_goes_first),
 		cmocka_unit_test(pinned_entry_survives_eviction_and_forget),
 		cmocka_unit_test(oversize_insert_is_refused),
+		cmocka_unit_test(owned_insert_takes_the_buffer),
 		cmocka_unit_test(concurrent_readers_see_consistent_entries),
 	};
 

@@ -1008,6 +1008,121 @@ static void blockio_follows_the_signed_map(void **state)
 	fixture_stop(&f);
 }
 
+/* --- PUT batches ---------------------------------------------------------- */
+
+struct batch_adder {
+	struct blockio_batch *bt;
+	uint8_t (*addrs)[32];
+	uint8_t **data;
+	size_t *lens;
+	size_t from, to;
+	int rc;
+};
+
+static void *batch_adder_main(void *arg)
+{
+	struct batch_adder *a = arg;
+
+	a->rc = 0;
+	for (size_t i = a->from; i < a->to && a->rc == 0; i++)
+		a->rc = blockio_batch_add(a->bt, a->addrs[i], a->data[i], a->lens[i]);
+	return NULL;
+}
+
+/* Add blocks [0, n) to bt from two threads at once. */
+static void batch_add_from_two_threads(struct blockio_batch *bt, uint8_t (*addrs)[32],
+				       uint8_t **data, size_t *lens, size_t n)
+{
+	struct batch_adder a[2];
+	pthread_t t[2];
+
+	for (int k = 0; k < 2; k++) {
+		a[k] = (struct batch_adder){ bt, addrs, data, lens, k * n / 2,
+					     (k + 1) * n / 2, -1 };
+		assert_int_equal(pthread_create(&t[k], NULL, batch_adder_main, &a[k]), 0);
+	}
+	for (int k = 0; k < 2; k++) {
+		pthread_join(t[k], NULL);
+		assert_int_equal(a[k].rc, 0);
+	}
+}
+
+#define BATCH_N 16
+
+static void blockio_batch_sends_as_added_and_retries_a_stale_map(void **state)
+{
+	struct bio_fixture f;
+	const char *seeds[1];
+	uint8_t addrs[2 * BATCH_N][32], *data[2 * BATCH_N];
+	size_t lens[2 * BATCH_N];
+	int errs[BATCH_N];
+	struct blockio_counters ctr;
+	struct blockio_batch *bt;
+	struct blockio *b;
+	uint64_t refreshes;
+
+	(void)state;
+	fixture_start(&f);
+	seeds[0] = f.s[0]->addr;
+	assert_int_equal(blockio_new(seeds, 1, secret_a, f.pk, NULL, &b), 0);
+	for (int i = 0; i < 2 * BATCH_N; i++) {
+		rng_fill(g_seed + 300 + (uint64_t)i, addrs[i], 32);
+		lens[i] = 4000 + (size_t)i * 101;
+		data[i] = malloc(lens[i]);
+		rng_fill(g_seed + 400 + (uint64_t)i, data[i], lens[i]);
+	}
+
+	/* An added block is on its way at once: its owners hold it before
+	 * the batch is finished. */
+	assert_int_equal(blockio_batch_new(b, BATCH_N, &bt), 0);
+	assert_int_equal(blockio_batch_add(bt, addrs[0], data[0], lens[0]), 0);
+	for (int tries = 0; held_by(&f, addrs[0]) != owned_by(f.m, addrs[0]); tries++) {
+		assert_true(tries < 500);
+		usleep(10000);
+	}
+	/* The rest from two threads at once; all stored where the map says. */
+	batch_add_from_two_threads(bt, addrs + 1, data + 1, lens + 1, BATCH_N - 1);
+	assert_int_equal(blockio_batch_add(bt, addrs[BATCH_N], data[BATCH_N],
+					   lens[BATCH_N]), -ENOBUFS);
+	assert_int_equal(blockio_batch_finish(bt, errs), 0);
+	blockio_counters(b, &ctr);
+	assert_int_equal(ctr.puts, BATCH_N);
+	for (int i = 0; i < BATCH_N; i++) {
+		assert_int_equal(errs[i], 0);
+		assert_int_equal(held_by(&f, addrs[i]), owned_by(f.m, addrs[i]));
+	}
+
+	/* A newer map with node 2 out, which the client has not seen: the
+	 * batch goes out under epoch 1, owners answer STALE, and finish
+	 * refreshes the map and stores those blocks on the new owners. */
+	{
+		struct cmap *next;
+
+		assert_int_equal(cmap_copy(f.m, &next), 0);
+		assert_int_equal(cmap_node_set_state(next, 2, CMAP_NODE_OUT), 0);
+		assert_int_equal(cmap_place(f.m, next), 0);
+		cmap_free(f.m);
+		f.m = next;
+		fixture_publish(&f, 2);
+	}
+	refreshes = ctr.map_refreshes;
+	assert_int_equal(blockio_batch_new(b, BATCH_N, &bt), 0);
+	batch_add_from_two_threads(bt, addrs + BATCH_N, data + BATCH_N, lens + BATCH_N,
+				   BATCH_N);
+	assert_int_equal(blockio_batch_finish(bt, errs), 0);
+	blockio_counters(b, &ctr);
+	assert_true(ctr.map_refreshes > refreshes);
+	assert_int_equal(ctr.puts, 2 * BATCH_N);
+	for (int i = BATCH_N; i < 2 * BATCH_N; i++) {
+		assert_int_equal(owned_by(f.m, addrs[i]), 3u);
+		assert_int_equal(held_by(&f, addrs[i]), 3u);
+	}
+	for (int i = 0; i < 2 * BATCH_N; i++)
+		free(data[i]);
+	blockio_free(b);
+	fixture_stop(&f);
+}
+
 static bool is_down(int rc)
 {
 	return rc == -ECONNREFUSED || rc == -ECONNRESET;
@@ -1083,6 +1198,7 @@ int main(void)
 		cmocka_unit_test(slow_handshake_does_not_hold_up_other_nodes),
 		cmocka_unit_test(blockio_follows_the_signed_map),
 		cmocka_unit_test(blockio_with_an_owner_down_fails_over_and_honours_the_quorum),
+		cmocka_unit_test(blockio_batch_sends_as_added_and_retries_a_stale_map),
 		cmocka_unit_test(blockio_reports_no_map_as_enoent),
 	};
 
