@@ -55,6 +55,12 @@
 
 /* ---------- connections: output ---------- */
 
+static void outbuf_free(struct outbuf *b)
+{
+	free(b->ext_owned);
+	free(b);
+}
+
 void conn_unref(struct conn *c)
 {
 	if (--c->refs > 0)
@@ -63,7 +69,7 @@ void conn_unref(struct conn *c)
 		struct outbuf *b = c->out_head;
 
 		c->out_head = b->next;
-		free(b);
+		outbuf_free(b);
 	}
 	free(c->body);
 	handshake_free(c->hs);
@@ -111,39 +117,50 @@ void conn_update_read(struct conn *c)
 	}
 }
 
-/* Queue an answer: header, payload a then b, tag when authenticated. */
-void conn_answer(struct conn *c, uint8_t op, uint8_t status,
-			uint64_t id, const void *a, size_t a_len,
-			const void *b, size_t b_len)
+/* Queue an answer: header, payload a then b (copied in), then ext (sent
+ * from its own buffer, ext_owned freed after), then the tag when
+ * authenticated. */
+static void queue_answer(struct conn *c, uint8_t op, uint8_t status,
+			 uint64_t id, const void *a, size_t a_len,
+			 const void *b, size_t b_len, void *ext_owned,
+			 const uint8_t *ext, size_t ext_len)
 {
 	struct proto_header h = { .version = PROTO_VERSION, .opcode = op,
 				  .flags = PROTO_F_RESPONSE, .status = status,
-				  .length = (uint32_t)(a_len + b_len),
+				  .length = (uint32_t)(a_len + b_len + ext_len),
 				  .request_id = id };
 	bool tag = c->state == CONN_AUTH;
-	size_t len = PROTO_HEADER_BYTES + a_len + b_len +
-		     (tag ? PROTO_TAG_BYTES : 0);
+	size_t head = PROTO_HEADER_BYTES + a_len + b_len;
+	size_t tag_len = tag ? PROTO_TAG_BYTES : 0;
 	struct outbuf *o;
 
-	if (c->closed)
+	if (c->closed) {
+		free(ext_owned);
 		return;
-	o = malloc(sizeof(*o) + len);
+	}
+	o = malloc(sizeof(*o) + head + tag_len);
 	if (!o) {
+		free(ext_owned);
 		conn_close(c, "out of memory for an answer");
 		return;
 	}
 	o->next = NULL;
-	o->len = len;
+	o->len = head + ext_len + tag_len;
 	o->off = 0;
+	o->head_len = head;
+	o->ext = ext;
+	o->ext_len = ext_len;
+	o->ext_owned = ext_owned;
 	proto_encode_header(&h, o->data);
 	if (a_len)
 		memcpy(o->data + PROTO_HEADER_BYTES, a, a_len);
 	if (b_len)
 		memcpy(o->data + PROTO_HEADER_BYTES + a_len, b, b_len);
 	if (tag) {
-		struct iovec iov = { o->data, PROTO_HEADER_BYTES + a_len + b_len };
+		struct iovec iov[2] = { { o->data, head },
+					{ (void *)ext, ext_len } };
 
-		hs_tag_frame(&c->sess, &iov, 1, o->data + iov.iov_len);
+		hs_tag_frame(&c->sess, iov, ext_len ? 2 : 1, o->data + head);
 	}
 	if (!c->out_head)
 		c->last_write = ev_now(c->srv->loop);
@@ -152,9 +169,22 @@ void conn_answer(struct conn *c, uint8_t op, uint8_t status,
 	else
 		c->out_head = o;
 	c->out_tail = o;
-	c->out_bytes += len;
+	c->out_bytes += o->len;
 	ev_io_start(c->srv->loop, &c->wio);
 	conn_update_read(c);
+}
+
+void conn_answer(struct conn *c, uint8_t op, uint8_t status,
+		 uint64_t id, const void *a, size_t a_len,
+		 const void *b, size_t b_len)
+{
+	queue_answer(c, op, status, id, a, a_len, b, b_len, NULL, NULL, 0);
+}
+
+void conn_answer_owned(struct conn *c, uint8_t op, uint64_t id, void *owned,
+		       const uint8_t *body, size_t len)
+{
+	queue_answer(c, op, PROTO_ST_OK, id, NULL, 0, NULL, 0, owned, body, len);
 }
 
 void conn_status(struct conn *c, uint8_t op, int err, uint64_t id)
@@ -162,17 +192,41 @@ void conn_status(struct conn *c, uint8_t op, int err, uint64_t id)
 	conn_answer(c, op, proto_err_to_status(err), id, NULL, 0, NULL, 0);
 }
 
+/* The unsent parts of one answer as up to 3 iovecs. */
+static int outbuf_iov(const struct outbuf *b, struct iovec *iov)
+{
+	struct iovec seg[3] = {
+		{ (void *)b->data, b->head_len },
+		{ (void *)b->ext, b->ext_len },
+		{ (void *)(b->data + b->head_len), b->len - b->head_len - b->ext_len },
+	};
+	size_t skip = b->off;
+	int n = 0;
+
+	for (int i = 0; i < 3; i++) {
+		if (skip >= seg[i].iov_len) {
+			skip -= seg[i].iov_len;
+			continue;
+		}
+		iov[n].iov_base = (uint8_t *)seg[i].iov_base + skip;
+		iov[n].iov_len = seg[i].iov_len - skip;
+		skip = 0;
+		n++;
+	}
+	return n;
+}
+
 static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct conn *c = w->data;
-	struct iovec iov[16];
+	struct iovec iov[48];
 	int n = 0;
 	ssize_t got;
 
 	(void)loop;
 	(void)revents;
-	for (struct outbuf *b = c->out_head; b && n < 16; b = b->next, n++)
-		iov[n] = (struct iovec){ b->data + b->off, b->len - b->off };
+	for (struct outbuf *b = c->out_head; b && n + 3 <= 48; b = b->next)
+		n += outbuf_iov(b, iov + n);
 	if (!n) {
 		ev_io_stop(c->srv->loop, &c->wio);
 		return;
@@ -198,7 +252,7 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
 		c->out_head = b->next;
 		if (!c->out_head)
 			c->out_tail = NULL;
-		free(b);
+		outbuf_free(b);
 	}
 	if (!c->out_head)
 		ev_io_stop(c->srv->loop, &c->wio);

@@ -33,9 +33,16 @@ _Static_assert(PEER_CTX_BYTES == 40, "handshake ctx layout");
 
 enum conn_state { CONN_HELLO, CONN_FINISH, CONN_AUTH };
 
+/* One answer on its way out: data[] holds the header (and any small
+ * payload), then the tag; a large payload (a GET's block) is sent from the
+ * buffer it was read into, ext, instead of being copied in. */
 struct outbuf {
 	struct outbuf *next;
-	size_t len, off;
+	size_t len, off;                 /* whole answer; bytes already sent */
+	size_t head_len;                 /* data[] bytes before ext */
+	const uint8_t *ext;              /* NULL or ext_len payload bytes */
+	size_t ext_len;
+	void *ext_owned;                 /* freed with the outbuf */
 	uint8_t data[];
 };
 
@@ -107,6 +114,10 @@ void conn_update_read(struct conn *c);
 /* Queue an answer: header, payload a then b, tag when authenticated. */
 void conn_answer(struct conn *c, uint8_t op, uint8_t status, uint64_t id,
 		 const void *a, size_t a_len, const void *b, size_t b_len);
+/* Queue an OK answer whose payload is len bytes at body, sent from there;
+ * owned (the buffer holding body) is freed once sent or dropped. */
+void conn_answer_owned(struct conn *c, uint8_t op, uint64_t id, void *owned,
+		       const uint8_t *body, size_t len);
 void conn_status(struct conn *c, uint8_t op, int err, uint64_t id);
 
 /* srv_jobs.c: hand the frame being read (c->body) to a disk worker; the

@@ -25,6 +25,7 @@ struct job {
 	size_t len;
 	int err;
 	uint8_t *resp;                   /* answer payload, malloc'd */
+	const uint8_t *resp_data;        /* NULL, or the payload inside resp */
 	size_t resp_len;
 	bool resp_borrowed;
 };
@@ -65,6 +66,11 @@ static void job_done(struct diskpool_job *dj)
 				    NULL, 0, NULL, 0);
 		} else if (j->err) {
 			conn_status(c, j->op, j->err, j->id);
+		} else if (j->resp_data) {
+			/* a block: sent from the buffer it was read into */
+			conn_answer_owned(c, j->op, j->id, j->resp,
+					  j->resp_data, j->resp_len);
+			j->resp = NULL;
 		} else {
 			conn_answer(c, j->op, PROTO_ST_OK, j->id, j->resp,
 				    j->resp_len, NULL, 0);
@@ -260,7 +266,8 @@ static bool job_run(struct diskpool_job *dj)
 		j->err = r;
 		break;
 	case PROTO_OP_GET:
-		j->err = store_get(s->st, addr, &j->resp, &j->resp_len);
+		j->err = store_get_buf(s->st, addr, &j->resp, &j->resp_data,
+				       &j->resp_len);
 		break;
 	case PROTO_OP_DELETE:
 		j->err = store_delete(s->st, addr);

@@ -69,6 +69,12 @@ int store_put_async(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
  * -EBADMSG the stored copy fails its checksum or header. */
 int store_get(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 	      uint8_t **out, size_t *out_len) __attribute__((warn_unused_result));
+/* The same without moving the block to the front of its buffer: *buf is
+ * malloc'd (caller frees), the block is *out_len bytes at *data inside it.
+ * For callers that send it on (the daemon's GET answers). */
+int store_get_buf(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
+		  uint8_t **buf, const uint8_t **data, size_t *out_len)
+	__attribute__((warn_unused_result));
 /* 1 held, 0 absent, -errno. */
 int store_has(struct store *st, const uint8_t addr[STORE_ADDR_BYTES]);
 /* 0 or -ENOENT. The removal is durable on return. */

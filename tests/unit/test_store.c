@@ -354,6 +354,21 @@ struct async_count {
 	int stored, held, failed;
 };
 
+/* .tmp- files anywhere under the store (a finished PUT leaves none). */
+static int count_temp_files(struct fixture *f)
+{
+	char cmd[160];
+	int n = -1;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "find '%s/blocks' -name '.tmp-*' | wc -l", f->dir);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_int_equal(fscanf(p, "%d", &n), 1);
+	pclose(p);
+	return n;
+}
+
 static void async_done(void *arg, int result)
 {
 	struct async_count *c = arg;
@@ -392,6 +407,9 @@ static void test_async_puts_answer_once_each(void **state)
 	assert_int_equal(c.stored, N);
 	assert_int_equal(c.held, N);
 	assert_int_equal(c.failed, 0);
+	/* the second PUT of each found the name taken at rename and removed
+	 * its temp file (store_open below would hide any left) */
+	assert_int_equal(count_temp_files(f), 0);
 	assert_int_equal(store_open(f->dir, &f->st), 0);
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(store_get(f->st, addrs[i], &got, &got_len), 0);
@@ -487,6 +505,31 @@ static void test_concurrent_puts_store_each_block_once(void **state)
 		assert_memory_equal(got, b, sizeof(b));
 		free(got);
 	}
+	/* a PUT that lost the race (its name taken) removed its temp file */
+	assert_int_equal(count_temp_files(f), 0);
+}
+
+/* store_get_buf hands out the block where it was read, inside its buffer. */
+static void test_get_buf_points_into_its_buffer(void **state)
+{
+	struct fixture *f = *state;
+	size_t sizes[] = { 4096, 300 * 1024 };  /* buffered and direct reads */
+
+	for (int i = 0; i < 2; i++) {
+		uint8_t *b = malloc(sizes[i]), addr[32], *buf;
+		const uint8_t *data;
+		size_t len;
+
+		fill(b, sizes[i], 77 + (unsigned long long)i);
+		addr_for(addr, b, sizes[i]);
+		assert_int_equal(store_put(f->st, addr, b, sizes[i]), 1);
+		assert_int_equal(store_get_buf(f->st, addr, &buf, &data, &len), 0);
+		assert_int_equal(len, sizes[i]);
+		assert_true(data >= buf && data < buf + STORE_HEADER_BYTES + 1);
+		assert_memory_equal(data, b, len);
+		free(buf);
+		free(b);
+	}
 }
 
 int main(void)
@@ -502,6 +545,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_async_puts_answer_once_each, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_removes_temp_files_and_counts_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_puts_store_each_block_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_get_buf_points_into_its_buffer, setup, teardown),
 	};
 
 	if (sodium_init() < 0)
