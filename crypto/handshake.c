@@ -7,6 +7,8 @@
  */
 #include "crypto/handshake.h"
 
+#include "crypto/poly1305.h"
+
 #include <errno.h>
 #include <string.h>
 
@@ -190,17 +192,13 @@ static void hs_frame_tag(const uint8_t key[32], uint64_t seq,
 			 const struct iovec *iov, int iovcnt,
 			 uint8_t tag[HS_TAG_BYTES])
 {
-	crypto_onetimeauth_state st;
 	uint8_t otk[crypto_onetimeauth_KEYBYTES];
 	uint8_t nonce[crypto_stream_chacha20_NONCEBYTES] = { 0 };
 
 	for (int i = 0; i < 8; i++)
 		nonce[i] = (uint8_t)(seq >> (8 * i));
 	crypto_stream_chacha20(otk, sizeof(otk), nonce, key);
-	crypto_onetimeauth_init(&st, otk);
-	for (int i = 0; i < iovcnt; i++)
-		crypto_onetimeauth_update(&st, iov[i].iov_base, iov[i].iov_len);
-	crypto_onetimeauth_final(&st, tag);
+	poly1305_iov(tag, iov, iovcnt, otk);
 	sodium_memzero(otk, sizeof(otk));
 }
 

@@ -1,14 +1,23 @@
-# crypto: keys, block sealing, connection handshake (libsodium, zstd)
+# crypto: keys, block sealing, connection handshake (libsodium, zstd; the
+# block AEAD's bulk work in OpenSSL's libcrypto)
 noinst_LIBRARIES += crypto/libcairncrypto.a
 crypto_libcairncrypto_a_SOURCES = \
+	crypto/aead.c crypto/aead.h \
 	crypto/keys.c crypto/keys.h \
+	crypto/poly1305.c crypto/poly1305.h \
 	crypto/seal.c crypto/seal.h \
 	crypto/handshake.c crypto/handshake.h
-crypto_libcairncrypto_a_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS) $(ZSTD_CFLAGS)
-CRYPTO_LIBS = crypto/libcairncrypto.a $(SODIUM_LIBS) $(ZSTD_LIBS)
+crypto_libcairncrypto_a_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS) $(ZSTD_CFLAGS) $(OPENSSL_CFLAGS)
+CRYPTO_LIBS = crypto/libcairncrypto.a $(SODIUM_LIBS) $(ZSTD_LIBS) $(OPENSSL_LIBS)
 
-check_PROGRAMS += tests/unit/test_keys tests/unit/test_seal tests/unit/test_handshake
-TESTS += tests/unit/test_keys tests/unit/test_seal tests/unit/test_handshake
+check_PROGRAMS += tests/unit/test_keys tests/unit/test_seal tests/unit/test_handshake tests/unit/test_aead tests/unit/test_poly1305
+TESTS += tests/unit/test_keys tests/unit/test_seal tests/unit/test_handshake tests/unit/test_aead tests/unit/test_poly1305
+tests_unit_test_poly1305_SOURCES = tests/unit/test_poly1305.c
+tests_unit_test_poly1305_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SODIUM_CFLAGS)
+tests_unit_test_poly1305_LDADD = $(CRYPTO_LIBS) $(CMOCKA_LIBS) -lpthread
+tests_unit_test_aead_SOURCES = tests/unit/test_aead.c
+tests_unit_test_aead_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SODIUM_CFLAGS)
+tests_unit_test_aead_LDADD = $(CRYPTO_LIBS) $(CMOCKA_LIBS)
 tests_unit_test_keys_SOURCES = tests/unit/test_keys.c
 tests_unit_test_keys_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SODIUM_CFLAGS)
 tests_unit_test_keys_LDADD = $(CRYPTO_LIBS) $(CMOCKA_LIBS)
