@@ -871,51 +871,110 @@ int blockio_has(struct blockio *b, const uint8_t (*addrs)[32], size_t n,
 
 /* --- DELETE -------------------------------------------------------------- */
 
-int blockio_delete(struct blockio *b, const uint8_t addr[32])
+/*
+ * Delete addrs from every owner and previous owner, all at once: the
+ * DELETEs are pipelined, so a daemon makes many of them durable with one
+ * sync (one at a time, removing a large file cost a daemon sync per block,
+ * for minutes of background disk work). errs[i] gets each one's result.
+ */
+int blockio_delete_many(struct blockio *b, const uint8_t (*addrs)[32],
+			size_t n, int *errs)
 {
+	struct pool_call *calls = NULL;
+	uint8_t (*req)[BIO_REQ_BYTES] = NULL;
+	size_t *first = NULL;            /* each address's first call */
+	bool *pending = NULL;
 	int rc = 0;
 
+	calls = calloc(n * 2 * CMAP_MAX_WIDTH + 1, sizeof(*calls));
+	req = calloc(n + 1, sizeof(*req));
+	first = calloc(n + 1, sizeof(*first));
+	pending = calloc(n + 1, sizeof(*pending));
+	if (!calls || !req || !first || !pending) {
+		rc = -ENOMEM;
+		for (size_t i = 0; i < n; i++)
+			errs[i] = rc;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		pending[i] = true;
 	for (int attempt = 0; attempt < 2; attempt++) {
-		struct pool_call calls[2 * CMAP_MAX_WIDTH];
-		uint16_t h[2 * CMAP_MAX_WIDTH];
-		uint8_t req[BIO_REQ_BYTES];
 		struct bio_map *bm = map_get(b);
-		unsigned n;
+		size_t nc = 0;
 		uint64_t epoch;
 		bool stale = false;
 
-		if (!bm)
-			return -ENOENT;
-		epoch = bm->epoch;
-		n = holders(bm->m, slot_of_addr(addr), h);
-		proto_put_u64(req, epoch);
-		memcpy(req + 8, addr, PROTO_ADDR_BYTES);
-		memset(calls, 0, sizeof(calls));
-		for (unsigned i = 0; i < n; i++) {
-			calls[i].node = cmap_node(bm->m, h[i])->addr;
-			calls[i].opcode = PROTO_OP_DELETE;
-			calls[i].req = req;
-			calls[i].req_len = sizeof(req);
+		if (!bm) {
+			for (size_t i = 0; i < n; i++)
+				if (pending[i])
+					errs[i] = -ENOENT;
+			break;
 		}
-		(void)pool_run(b->pool, calls, n);
-		rc = 0;
-		for (unsigned i = 0; i < n; i++) {
-			int e = calls[i].err;
+		epoch = bm->epoch;
+		memset(calls, 0, n * 2 * CMAP_MAX_WIDTH * sizeof(*calls));
+		for (size_t i = 0; i < n; i++) {
+			uint16_t h[2 * CMAP_MAX_WIDTH];
+			unsigned k;
 
-			free(calls[i].resp);
-			if (e == -ENOENT || !e)
+			first[i] = nc;
+			if (!pending[i])
 				continue;
-			if (err_is_stale(e))
+			k = holders(bm->m, slot_of_addr(addrs[i]), h);
+			proto_put_u64(req[i], epoch);
+			memcpy(req[i] + 8, addrs[i], PROTO_ADDR_BYTES);
+			for (unsigned j = 0; j < k; j++, nc++) {
+				calls[nc].node = cmap_node(bm->m, h[j])->addr;
+				calls[nc].opcode = PROTO_OP_DELETE;
+				calls[nc].req = req[i];
+				calls[nc].req_len = sizeof(req[i]);
+			}
+		}
+		first[n] = nc;
+		(void)pool_run(b->pool, calls, nc);
+		for (size_t i = 0; i < n; i++) {
+			bool this_stale = false;
+
+			if (!pending[i])
+				continue;
+			errs[i] = 0;
+			for (size_t c = first[i]; c < first[i + 1]; c++) {
+				int e = calls[c].err;
+
+				free(calls[c].resp);
+				calls[c].resp = NULL;
+				if (e == -ENOENT || !e)
+					continue;
+				if (err_is_stale(e))
+					this_stale = true;
+				else if (!errs[i])
+					errs[i] = e;
+			}
+			if (this_stale) {
+				errs[i] = -ESTALE;   /* tried again under a newer map */
 				stale = true;
-			else if (!rc)
-				rc = e;
+			} else {
+				pending[i] = false;
+			}
 		}
 		map_put(b, bm);
-		if (!stale)
-			break;
-		rc = -ESTALE;
-		if (map_refresh_after(b, epoch) < 0)
+		if (!stale || map_refresh_after(b, epoch) < 0)
 			break;
 	}
+	for (size_t i = 0; i < n; i++)
+		if (errs[i] && !rc)
+			rc = errs[i];
+out:
+	free(calls);
+	free(req);
+	free(first);
+	free(pending);
 	return rc;
+}
+
+int blockio_delete(struct blockio *b, const uint8_t addr[32])
+{
+	int err = 0;
+
+	(void)blockio_delete_many(b, (const uint8_t (*)[32])addr, 1, &err);
+	return err;
 }

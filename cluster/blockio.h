@@ -104,6 +104,10 @@ int blockio_has(struct blockio *b, const uint8_t (*addrs)[32], size_t n,
 
 /* Delete a block from every owner and previous owner. -ENOENT is success. */
 int blockio_delete(struct blockio *b, const uint8_t addr[32]);
+/* The same for n blocks, pipelined; errs[i] gets each one's result (0 when
+ * deleted or absent everywhere). Returns 0 or the first error. */
+int blockio_delete_many(struct blockio *b, const uint8_t (*addrs)[32],
+			size_t n, int *errs);
 
 void blockio_counters(struct blockio *b, struct blockio_counters *out);
 

@@ -247,6 +247,15 @@ static void put_committed(void *arg, int r)
 	diskpool_finish(j->c->srv->dp, &j->dj);
 }
 
+/* A DELETE is durable (store committer thread). */
+static void delete_committed(void *arg, int r)
+{
+	struct job *j = arg;
+
+	j->err = r < 0 ? r : 0;
+	diskpool_finish(j->c->srv->dp, &j->dj);
+}
+
 static bool job_run(struct diskpool_job *dj)
 {
 	struct job *j = (struct job *)dj;
@@ -270,7 +279,12 @@ static bool job_run(struct diskpool_job *dj)
 				       &j->resp_len);
 		break;
 	case PROTO_OP_DELETE:
-		j->err = store_delete(s->st, addr);
+		/* unlinked now; answered when the committer's sync made it
+		 * durable (many DELETEs share one sync) */
+		r = store_delete_async(s->st, addr, delete_committed, j);
+		if (r == 0)
+			return true;
+		j->err = r;
 		break;
 	case PROTO_OP_HAS:
 		run_has(j, s->st);

@@ -13,7 +13,8 @@
  *      answered.
  * So a batch of any size costs two syncs, and the threads that write do not
  * wait for them. A crash leaves at worst a .tmp- file, removed by
- * store_open().
+ * store_open(). A DELETE unlinks at once and joins the same queue, to be
+ * answered after the batch's syncs.
  *
  * Direct I/O: block bytes go between our buffers and the disk with
  * O_DIRECT, not through the page cache. Profiles of a PUT stream showed
@@ -60,14 +61,8 @@ struct store {
 	char *root;                      /* DIR/blocks */
 	uint64_t tmp_seq;                /* atomic */
 	struct store_stats stats;        /* atomic adds */
-	/* group commit (store_sync), all under sync_lock */
-	pthread_mutex_t sync_lock;
-	pthread_cond_t sync_cond;
-	uint64_t sync_ticket, synced_ticket;
-	uint64_t failed_ticket;          /* tickets up to this saw a failed sync */
-	int failed_err;
-	bool syncing;
-	/* PUTs written and waiting for the committer, under put_lock */
+	/* PUTs written and DELETEs done, waiting for the committer, under
+	 * put_lock */
 	int commit_fd;                   /* blocks/ again, for the committer */
 	pthread_mutex_t put_lock;
 	pthread_cond_t put_cond;
@@ -94,6 +89,7 @@ struct put_entry {
 	size_t len;
 	int result;                      /* store_put's result */
 	bool written;                    /* a temp file to link (else held) */
+	bool is_delete;                  /* a DELETE: only the syncs */
 	char tmp[96], name[80];          /* relative to blocks/ */
 };
 
@@ -213,8 +209,6 @@ int store_open(const char *dir, struct store **out)
 		return -ENOMEM;
 	st->blocks_fd = -1;
 	st->commit_fd = -1;
-	pthread_mutex_init(&st->sync_lock, NULL);
-	pthread_cond_init(&st->sync_cond, NULL);
 	pthread_mutex_init(&st->put_lock, NULL);
 	pthread_cond_init(&st->put_cond, NULL);
 	st->put_tail = &st->put_head;
@@ -274,59 +268,8 @@ void store_close(struct store *st)
 		close(st->blocks_fd);
 	if (st->commit_fd >= 0)
 		close(st->commit_fd);
-	pthread_mutex_destroy(&st->sync_lock);
-	pthread_cond_destroy(&st->sync_cond);
 	free(st->root);
 	free(st);
-}
-
-/*
- * Make everything done to the block store so far durable, for callers that
- * wait (DELETE; PUTs have the committer thread). A caller takes a ticket;
- * whoever finds no sync running calls syncfs(2) for every ticket taken
- * until then, and callers that arrived meanwhile find their ticket covered
- * when it ends (or run the next one).
- */
-static int store_sync(struct store *st)
-{
-	uint64_t mine;
-	int err = 0;
-
-	pthread_mutex_lock(&st->sync_lock);
-	mine = ++st->sync_ticket;
-	for (;;) {
-		uint64_t target;
-
-		/* A failed syncfs reports a writeback error once per open file
-		 * description, so a second one may well succeed: every ticket
-		 * the failed sync covered gets its error, not a later success. */
-		if (st->failed_ticket >= mine) {
-			err = st->failed_err;
-			break;
-		}
-		if (st->synced_ticket >= mine)
-			break;
-		if (st->syncing) {
-			pthread_cond_wait(&st->sync_cond, &st->sync_lock);
-			continue;
-		}
-		target = st->sync_ticket;
-		st->syncing = true;
-		pthread_mutex_unlock(&st->sync_lock);
-		if (syncfs(st->blocks_fd) < 0)
-			err = -errno;
-		pthread_mutex_lock(&st->sync_lock);
-		st->syncing = false;
-		if (err) {
-			st->failed_ticket = target;
-			st->failed_err = err;
-		} else {
-			st->synced_ticket = target;
-		}
-		pthread_cond_broadcast(&st->sync_cond);
-	}
-	pthread_mutex_unlock(&st->sync_lock);
-	return err;
 }
 
 static int write_full(int fd, const void *buf, size_t len)
@@ -433,7 +376,7 @@ static void commit_batch(struct store *st, struct put_entry *batch)
 
 	for (struct put_entry *e = batch; e; e = e->next) {
 		if (!e->written) {
-			e->result = 0;           /* held: only the sync below */
+			e->result = 0;           /* held or deleted: only the syncs */
 			continue;
 		}
 		if (err) {
@@ -455,6 +398,8 @@ static void commit_batch(struct store *st, struct put_entry *batch)
 			e->result = err;
 		if (e->result < 0) {
 			STAT_ADD(st, errors, 1);
+		} else if (e->is_delete) {
+			STAT_ADD(st, deletes, 1);
 		} else {
 			STAT_ADD(st, puts, 1);
 			if (e->result == 1) {
@@ -613,6 +558,16 @@ static int write_temp(struct store *st, const char *tmp, const void *data,
 	return err;
 }
 
+/* The committer's queue takes e (a PUT written or held, or a DELETE). */
+static void commit_enqueue(struct store *st, struct put_entry *e)
+{
+	pthread_mutex_lock(&st->put_lock);
+	*st->put_tail = e;
+	st->put_tail = &e->next;
+	pthread_cond_signal(&st->put_cond);
+	pthread_mutex_unlock(&st->put_lock);
+}
+
 int store_put_async(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 		    const void *data, size_t len, store_put_cb done, void *arg)
 {
@@ -645,11 +600,7 @@ int store_put_async(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 		free(e);
 		return err;
 	}
-	pthread_mutex_lock(&st->put_lock);
-	*st->put_tail = e;
-	st->put_tail = &e->next;
-	pthread_cond_signal(&st->put_cond);
-	pthread_mutex_unlock(&st->put_lock);
+	commit_enqueue(st, e);
 	return 0;
 }
 
@@ -671,6 +622,17 @@ static void put_wait_done(void *arg, int result)
 	pthread_mutex_unlock(&w->lock);
 }
 
+static int put_wait_for(struct put_wait *w)
+{
+	pthread_mutex_lock(&w->lock);
+	while (!w->done)
+		pthread_cond_wait(&w->cond, &w->lock);
+	pthread_mutex_unlock(&w->lock);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	return w->result;
+}
+
 int store_put(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 	      const void *data, size_t len)
 {
@@ -680,13 +642,7 @@ int store_put(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 
 	if (err)
 		return err;
-	pthread_mutex_lock(&w.lock);
-	while (!w.done)
-		pthread_cond_wait(&w.cond, &w.lock);
-	pthread_mutex_unlock(&w.lock);
-	pthread_mutex_destroy(&w.lock);
-	pthread_cond_destroy(&w.cond);
-	return w.result;
+	return put_wait_for(&w);
 }
 
 void store_block_path(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
@@ -846,29 +802,46 @@ int store_has(struct store *st, const uint8_t addr[STORE_ADDR_BYTES])
 	return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
 }
 
-int store_delete(struct store *st, const uint8_t addr[STORE_ADDR_BYTES])
+int store_delete_async(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
+		       store_put_cb done, void *arg)
 {
-	char hex[2 * STORE_ADDR_BYTES + 1];
-	unsigned slot = addr_slot(addr);
+	char hex[2 * STORE_ADDR_BYTES + 1], name[80];
+	struct put_entry *e;
 	struct stat sb;
-	int dfd, err = 0;
 
 	addr_hex(addr, hex);
-	dfd = slot_dir_open(st, slot, false);
-	if (dfd < 0)
-		return dfd;
-	if (fstatat(dfd, hex, &sb, 0) < 0 || unlinkat(dfd, hex, 0) < 0) {
-		err = -errno;
-		goto out;
+	snprintf(name, sizeof(name), "%04x/%s", addr_slot(addr), hex);
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	if (fstatat(st->blocks_fd, name, &sb, 0) < 0 ||
+	    unlinkat(st->blocks_fd, name, 0) < 0) {
+		int err = errno == ENOTDIR ? -ENOENT : -errno;
+
+		free(e);
+		return err;
 	}
 	STAT_SUB(st, blocks, 1);
 	if (sb.st_size >= STORE_HEADER_BYTES)
 		STAT_SUB(st, bytes, (uint64_t)sb.st_size - STORE_HEADER_BYTES);
-	STAT_ADD(st, deletes, 1);
-	err = store_sync(st);
-out:
-	close(dfd);
-	return err;
+	/* Answered once the committer's next sync made the unlink durable:
+	 * a batch of DELETEs (a file removed) shares one sync, as PUTs do. */
+	e->done = done;
+	e->arg = arg;
+	e->is_delete = true;
+	commit_enqueue(st, e);
+	return 0;
+}
+
+int store_delete(struct store *st, const uint8_t addr[STORE_ADDR_BYTES])
+{
+	struct put_wait w = { .lock = PTHREAD_MUTEX_INITIALIZER,
+			      .cond = PTHREAD_COND_INITIALIZER };
+	int err = store_delete_async(st, addr, put_wait_done, &w);
+
+	if (err)
+		return err;
+	return put_wait_for(&w);
 }
 
 static int entry_cmp(const void *a, const void *b)

@@ -79,6 +79,13 @@ int store_get_buf(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 int store_has(struct store *st, const uint8_t addr[STORE_ADDR_BYTES]);
 /* 0 or -ENOENT. The removal is durable on return. */
 int store_delete(struct store *st, const uint8_t addr[STORE_ADDR_BYTES]);
+/* The same without waiting: the block is unlinked now and done(arg, 0) is
+ * called (committer thread) once that is durable, or done(arg, -errno) if
+ * the sync failed. Returns 0 when done will be called, else -errno (-ENOENT
+ * absent; done never called). */
+int store_delete_async(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
+		       store_put_cb done, void *arg)
+	__attribute__((warn_unused_result));
 /* Up to max entries of a slot in address order, after `after` (NULL: from
  * the start). Returns the count; *more says whether entries remain. */
 int store_list(struct store *st, unsigned slot, const uint8_t *after,

@@ -1346,12 +1346,14 @@ void fsdata_forget(struct fsdata *d, uint64_t ino)
 /* --- the deleter ----------------------------------------------------------- */
 
 /* Blocks whose last reference went are deleted from the cluster in the
- * background, a batch at a time; a failed delete stays queued and is tried
- * again later (a daemon that was down). */
+ * background, a batch of 64 at a time, pipelined (daemons group their
+ * syncs); a failed delete stays queued and is tried again later (a daemon
+ * that was down). */
 static void *deleter_main(void *arg)
 {
 	struct fsdata *d = arg;
 	uint8_t addrs[64][32];
+	int errs[64];
 
 	for (;;) {
 		size_t n;
@@ -1363,11 +1365,13 @@ static void *deleter_main(void *arg)
 		}
 		pthread_mutex_unlock(&d->lock);
 		n = meta_free_take(d->fs->meta, addrs, 64);
+		if (n)
+			(void)blockio_delete_many(d->fs->bio,
+						  (const uint8_t (*)[32])addrs, n, errs);
 		for (size_t i = 0; i < n; i++) {
-			int rc = blockio_delete(d->fs->bio, addrs[i]);
-
 			bcache_forget(d->fs->cache, addrs[i]);
-			meta_free_done(d->fs->meta, addrs[i], rc == 0 || rc == -ENOENT);
+			meta_free_done(d->fs->meta, addrs[i],
+				       errs[i] == 0 || errs[i] == -ENOENT);
 		}
 		if (n < 64) {
 			struct timespec ts;

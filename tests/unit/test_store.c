@@ -509,6 +509,42 @@ static void test_concurrent_puts_store_each_block_once(void **state)
 	assert_int_equal(count_temp_files(f), 0);
 }
 
+/* Asynchronous DELETEs: unlinked at once (gone for GET and HAS before the
+ * answer), each answered once with 0 after the committer's sync, counted;
+ * an absent block is -ENOENT at once with no callback. */
+static void test_async_deletes_answer_once_each(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 40 };
+	static uint8_t b[N][2000];
+	uint8_t addrs[N][32], *got;
+	size_t got_len;
+	struct async_count c = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct store_stats s;
+
+	for (int i = 0; i < N; i++) {
+		fill(b[i], sizeof(b[i]), 5000u + (unsigned)i);
+		addr_for(addrs[i], b[i], sizeof(b[i]));
+		assert_int_equal(store_put(f->st, addrs[i], b[i], sizeof(b[i])), 1);
+	}
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(store_delete_async(f->st, addrs[i], async_done, &c), 0);
+		assert_int_equal(store_has(f->st, addrs[i]), 0);
+		assert_int_equal(store_get(f->st, addrs[i], &got, &got_len), -ENOENT);
+		assert_int_equal(store_delete_async(f->st, addrs[i], async_done, &c),
+				 -ENOENT);
+	}
+	store_close(f->st);              /* answers everything queued first */
+	f->st = NULL;
+	assert_int_equal(c.held, N);     /* result 0 each */
+	assert_int_equal(c.stored + c.failed, 0);
+	assert_int_equal(store_open(f->dir, &f->st), 0);
+	store_get_stats(f->st, &s);
+	assert_int_equal(s.blocks, 0);   /* durable: gone after reopening */
+	for (int i = 0; i < N; i++)
+		assert_int_equal(store_has(f->st, addrs[i]), 0);
+}
+
 /* store_get_buf hands out the block where it was read, inside its buffer. */
 static void test_get_buf_points_into_its_buffer(void **state)
 {
@@ -546,6 +582,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_removes_temp_files_and_counts_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_puts_store_each_block_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_buf_points_into_its_buffer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_async_deletes_answer_once_each, setup, teardown),
 	};
 
 	if (sodium_init() < 0)
