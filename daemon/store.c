@@ -272,24 +272,6 @@ void store_close(struct store *st)
 	free(st);
 }
 
-static int write_full(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int writev_full(int fd, struct iovec *iov, int cnt)
 {
 	while (cnt) {
@@ -311,6 +293,13 @@ static int writev_full(int fd, struct iovec *iov, int cnt)
 		}
 	}
 	return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t len)
+{
+	struct iovec iov = { (void *)buf, len };
+
+	return writev_full(fd, &iov, 1);
 }
 
 /* The checksum of a block's bytes under the format its magic names. */
