@@ -442,6 +442,14 @@ static int read_committed(struct fsdata *d, uint64_t ino, uint8_t *buf,
 	return rc;
 }
 
+/* What of a read of len bytes at off lies inside a file of size bytes. */
+static size_t clamp_to_size(uint64_t size, uint64_t off, size_t len)
+{
+	if (off >= size)
+		return 0;
+	return len > size - off ? (size_t)(size - off) : len;
+}
+
 ssize_t fsdata_read_direct(struct fsdata *d, uint64_t ino, size_t len,
 			   uint64_t off, const void **data, void **hold)
 {
@@ -461,10 +469,9 @@ ssize_t fsdata_read_direct(struct fsdata *d, uint64_t ino, size_t len,
 	rc = meta_file_size(d->fs->meta, ino, &size);
 	if (rc < 0)
 		return rc;
-	if (off >= size)
+	len = clamp_to_size(size, off, len);
+	if (!len)
 		return 0;
-	if (len > size - off)
-		len = (size_t)(size - off);
 	rc = meta_extents_get(d->fs->meta, ino, off, len, &ext, &n);
 	if (rc < 0)
 		return rc;
@@ -518,10 +525,9 @@ ssize_t fsdata_read(struct fsdata *d, uint64_t ino, void *buf, size_t len,
 			if (rc < 0)
 				return rc;
 		}
-		if (off >= size)
+		len = clamp_to_size(size, off, len);
+		if (!len)
 			return 0;
-		if (len > size - off)
-			len = (size_t)(size - off);
 		if (attempt == 0 && d->ra)
 			readahead_note(d->ra, ino, off, len);
 		rc = read_committed(d, ino, buf, off, len);

@@ -836,6 +836,19 @@ static void fixture_publish(struct bio_fixture *f, uint64_t epoch)
 	free(enc);
 }
 
+/* A new map with `node` out (slots re-placed), published as `epoch`. */
+static void fixture_take_out(struct bio_fixture *f, uint16_t node, uint64_t epoch)
+{
+	struct cmap *next;
+
+	assert_int_equal(cmap_copy(f->m, &next), 0);
+	assert_int_equal(cmap_node_set_state(next, node, CMAP_NODE_OUT), 0);
+	assert_int_equal(cmap_place(f->m, next), 0);
+	cmap_free(f->m);
+	f->m = next;
+	fixture_publish(f, epoch);
+}
+
 static void fixture_start(struct bio_fixture *f)
 {
 	uint8_t cid[CMAP_CLUSTER_ID_BYTES] = { 0x5a };
@@ -951,16 +964,10 @@ static void blockio_follows_the_signed_map(void **state)
 	/* A newer map with node 0 out: requests naming epoch 1 get STALE, the
 	 * client refreshes and writes to the new owners. */
 	{
-		struct cmap *next;
 		uint64_t before;
 		uint8_t a2[32];
 
-		assert_int_equal(cmap_copy(f.m, &next), 0);
-		assert_int_equal(cmap_node_set_state(next, 0, CMAP_NODE_OUT), 0);
-		assert_int_equal(cmap_place(f.m, next), 0);
-		cmap_free(f.m);
-		f.m = next;
-		fixture_publish(&f, 2);
+		fixture_take_out(&f, 0, 2);
 		blockio_counters(b, &ctr);
 		before = ctr.map_refreshes;
 		rng_fill(g_seed + 5, a2, 32);
@@ -1112,16 +1119,7 @@ static void blockio_batch_sends_as_added_and_retries_a_stale_map(void **state)
 	/* A newer map with node 2 out, which the client has not seen: the
 	 * batch goes out under epoch 1, owners answer STALE, and finish
 	 * refreshes the map and stores those blocks on the new owners. */
-	{
-		struct cmap *next;
-
-		assert_int_equal(cmap_copy(f.m, &next), 0);
-		assert_int_equal(cmap_node_set_state(next, 2, CMAP_NODE_OUT), 0);
-		assert_int_equal(cmap_place(f.m, next), 0);
-		cmap_free(f.m);
-		f.m = next;
-		fixture_publish(&f, 2);
-	}
+	fixture_take_out(&f, 2, 2);
 	refreshes = ctr.map_refreshes;
 	assert_int_equal(blockio_batch_new(b, BATCH_N, &bt), 0);
 	batch_add_from_two_threads(bt, addrs + BATCH_N, data + BATCH_N, lens + BATCH_N,
@@ -1134,6 +1132,23 @@ static void blockio_batch_sends_as_added_and_retries_a_stale_map(void **state)
 		assert_int_equal(owned_by(f.m, addrs[i]), 3u);
 		assert_int_equal(held_by(&f, addrs[i]), 3u);
 	}
+	/* Pipelined DELETEs under a map the client has not seen yet (epoch
+	 * 3): the owners answer STALE, the client refreshes and deletes. */
+	fixture_publish(&f, 3);
+	blockio_counters(b, &ctr);
+	refreshes = ctr.map_refreshes;
+	{
+		int del_errs[2 * BATCH_N];
+
+		assert_int_equal(blockio_delete_many(b, (const uint8_t (*)[32])addrs,
+						     2 * BATCH_N, del_errs), 0);
+		for (int i = 0; i < 2 * BATCH_N; i++) {
+			assert_int_equal(del_errs[i], 0);
+			assert_int_equal(held_by(&f, addrs[i]), 0);
+		}
+	}
+	blockio_counters(b, &ctr);
+	assert_true(ctr.map_refreshes > refreshes);
 	for (int i = 0; i < 2 * BATCH_N; i++)
 		free(data[i]);
 	blockio_free(b);
