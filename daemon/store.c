@@ -358,9 +358,9 @@ static int name_block(struct store *st, const char *tmp, const char *name)
 /* One batch: data durable, names given, names durable; then answers. */
 static void commit_batch(struct store *st, struct put_entry *batch)
 {
-	/* commit_fd is an open file of its own: syncfs reports a writeback
-	 * error once per open file, so a DELETE's syncfs on blocks_fd cannot
-	 * take the error that belongs to this batch. */
+	/* commit_fd is an open file of its own, synced by no one else:
+	 * syncfs reports a writeback error once per open file, so no other
+	 * sync can take the error that belongs to this batch. */
 	int err = syncfs(st->commit_fd) < 0 ? -errno : 0;
 
 	for (struct put_entry *e = batch; e; e = e->next) {
