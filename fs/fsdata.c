@@ -639,6 +639,32 @@ static int read_under_segs(struct fsdata *d, uint64_t ino, const struct seg *s,
 
 /* --- the flusher --------------------------------------------------------- */
 
+/*
+ * A flusher's scratch buffer: each span is assembled in it, so it is
+ * reused from span to span instead of malloc'd afresh. A fresh buffer of a
+ * span's size (8 MiB and more) comes from mmap, and filling it cost a page
+ * fault per 4 KiB: on a paravirtualised guest perf put those faults at a
+ * third of the client's CPU during a sequential write.
+ */
+struct scratch {
+	uint8_t *buf;
+	size_t cap;
+};
+
+static uint8_t *scratch_get(struct scratch *sc, size_t len)
+{
+	if (len > sc->cap) {
+		uint8_t *nb = malloc(len);
+
+		if (!nb)
+			return NULL;
+		free(sc->buf);
+		sc->buf = nb;
+		sc->cap = len;
+	}
+	return sc->buf;
+}
+
 struct span {
 	uint64_t start, end;
 };
@@ -787,7 +813,7 @@ static bool is_old_start(const uint64_t *starts, size_t n, uint64_t off)
 
 static int flush_span(struct fsdata *d, struct wfile *w, const struct seg *segs,
 		      struct span *spp, uint64_t durable_size, bool keep_tail,
-		      size_t *kept)
+		      struct scratch *sc, size_t *kept)
 {
 	struct fsctx *fs = d->fs;
 	struct span sp = *spp;
@@ -813,7 +839,7 @@ static int flush_span(struct fsdata *d, struct wfile *w, const struct seg *segs,
 	if (n_starts)
 		keep_tail = false;       /* the window ends at an old extent edge */
 	len = (size_t)(limit - sp.start);
-	buf = malloc(len ? len : 1);
+	buf = scratch_get(sc, len ? len : 1);
 	if (!buf) {
 		rc = -ENOMEM;
 		goto out;
@@ -895,7 +921,6 @@ out:
 	free(starts);
 	free(claims);
 	free(ext);
-	free(buf);
 	return rc;
 }
 
@@ -903,7 +928,8 @@ out:
  * that were not committed (a kept tail, or everything after an error) are
  * returned through *back for the caller to put under the dirty layer. */
 static int flush_file(struct fsdata *d, struct wfile *w, struct seg *segs,
-		      uint64_t size, bool final, struct seg **back)
+		      uint64_t size, bool final, struct scratch *sc,
+		      struct seg **back)
 {
 	const struct seg *s = segs;
 	uint64_t durable = 0;
@@ -968,7 +994,7 @@ static int flush_file(struct fsdata *d, struct wfile *w, struct seg *segs,
 		}
 		keep = !final && (at_eof || sp.end > durable) &&
 		       kept_total + d->params.max_size <= FSDATA_KEEP_MAX;
-		rc = flush_span(d, w, segs, &sp, durable, keep, &kept);
+		rc = flush_span(d, w, segs, &sp, durable, keep, sc, &kept);
 		log_debug("inode %llu: flushed [%llu, %llu) durable %llu keep %d kept %zu final %d rc %d",
 			  (unsigned long long)w->ino, (unsigned long long)sp.start,
 			  (unsigned long long)sp.end, (unsigned long long)durable,
@@ -980,8 +1006,9 @@ static int flush_file(struct fsdata *d, struct wfile *w, struct seg *segs,
 			durable = sp.end - kept;   /* committed up to there now */
 		if (kept) {
 			/* Keep the tail's bytes: rebuild them from what the
-			 * span held (committed layer + these segs). */
-			uint8_t *tail = malloc(kept);
+			 * span held (committed layer + these segs). The span
+			 * is done with the scratch buffer. */
+			uint8_t *tail = scratch_get(sc, kept);
 
 			if (!tail) {
 				rc = -ENOMEM;
@@ -993,7 +1020,6 @@ static int flush_file(struct fsdata *d, struct wfile *w, struct seg *segs,
 				if (seg_insert(back, sp.end - kept, tail, kept) < 0)
 					rc = -ENOMEM;
 			}
-			free(tail);
 			if (rc < 0)
 				break;
 		}
@@ -1067,6 +1093,7 @@ static ssize_t seg_merge_under(struct seg **dirty, struct seg *back)
 static void *flusher_main(void *arg)
 {
 	struct fsdata *d = arg;
+	struct scratch sc = { NULL, 0 };
 
 	pthread_mutex_lock(&d->lock);
 	for (;;) {
@@ -1102,7 +1129,7 @@ static void *flusher_main(void *arg)
 		d->flushing++;
 		pthread_mutex_unlock(&d->lock);
 
-		rc = flush_file(d, w, w->inflight, size, final, &back);
+		rc = flush_file(d, w, w->inflight, size, final, &sc, &back);
 
 		pthread_mutex_lock(&d->lock);
 		d->flushing--;
@@ -1139,6 +1166,7 @@ static void *flusher_main(void *arg)
 		wfile_maybe_drop(d, w);
 	}
 	pthread_mutex_unlock(&d->lock);
+	free(sc.buf);
 	return NULL;
 }
 
