@@ -32,8 +32,21 @@
 #include "fs/fs.h"
 #include "fs/meta.h"
 
-#define FLUSHERS 2
+#define FLUSHERS 4
 #define FILE_BUCKETS 1024
+
+/*
+ * Small files closed one after another (tar -x, cp -r, git checkout) are
+ * written back in groups: a file queued while the queue was empty waits up
+ * to GATHER_MS for others, then the flushers take them all at once. Their
+ * PUTs then reach each daemon together and share one group commit there;
+ * one file at a time cost two syncfs on every daemon per file (counted with
+ * perf during a tar -x: 22,624 syncfs for 11,506 PUTs). Nobody waits for
+ * this: close() does not, and fsync, a writer held back by the dirty bound,
+ * or a file of GATHER_SMALL bytes or more end the wait at once.
+ */
+#define GATHER_MS 10
+#define GATHER_SMALL (1u << 20)
 
 struct seg {
 	uint64_t off;
@@ -62,9 +75,14 @@ struct fsdata {
 	struct chunker *chunker;     /* one-shot chunker_find() is stateless */
 	pthread_mutex_t lock;
 	pthread_cond_t changed;      /* any flush finished or buffer shrank */
-	pthread_cond_t work;         /* the queue got a file */
+	pthread_cond_t work;         /* the queue got a file (flushers only) */
+	pthread_cond_t deleter_wake; /* stopping: the deleter's 1 s nap ends */
 	struct wfile *files[FILE_BUCKETS];
 	struct wfile *qhead, *qtail;
+	unsigned q_len;
+	int64_t gather_start;        /* ms, when the queue last became non-empty */
+	bool gather_done;            /* the queue goes now (until it empties) */
+	unsigned urgent;             /* callers waiting for a flush: no gathering */
 	size_t total_dirty;          /* dirty + inflight, all files */
 	unsigned flushing;           /* flushers at work on a file */
 	bool stopping;
@@ -319,6 +337,23 @@ static void wfile_maybe_drop(struct fsdata *d, struct wfile *w)
 	free(w);
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether the queue should go to the flushers now rather than gather more
+ * (GATHER_MS). Caller holds d->lock. */
+static bool queue_goes_now(const struct fsdata *d)
+{
+	return d->gather_done || d->urgent || d->stopping ||
+	       d->q_len >= FLUSHERS || !d->qhead ||
+	       d->qhead->dirty_bytes >= GATHER_SMALL;
+}
+
 static void wfile_enqueue(struct fsdata *d, struct wfile *w, bool final)
 {
 	if (final)
@@ -332,7 +367,77 @@ static void wfile_enqueue(struct fsdata *d, struct wfile *w, bool final)
 	else
 		d->qhead = w;
 	d->qtail = w;
-	pthread_cond_broadcast(&d->work);
+	if (d->q_len++ == 0)
+		d->gather_start = now_ms();
+	if (w->dirty_bytes >= GATHER_SMALL || d->q_len >= FLUSHERS || d->urgent) {
+		/* no more gathering: every idle flusher takes a file */
+		if (!d->gather_done) {
+			d->gather_done = true;
+			pthread_cond_broadcast(&d->work);
+			return;
+		}
+	}
+	/* One flusher is enough: it takes the file, or times the gathering
+	 * and wakes the others when it ends. */
+	pthread_cond_signal(&d->work);
+}
+
+/* Take the queue's head; caller holds d->lock, the queue is not empty. */
+static struct wfile *queue_pop(struct fsdata *d)
+{
+	struct wfile *w = d->qhead;
+
+	d->qhead = w->qnext;
+	if (!d->qhead) {
+		d->qtail = NULL;
+		d->gather_done = false;
+	}
+	d->q_len--;
+	w->queued = false;
+	return w;
+}
+
+/* Someone waits for flushes to finish: end any gathering now. */
+static void urgent_begin(struct fsdata *d)
+{
+	d->urgent++;
+	if (d->qhead && !d->gather_done) {
+		d->gather_done = true;
+		pthread_cond_broadcast(&d->work);
+	}
+}
+
+static void urgent_end(struct fsdata *d)
+{
+	d->urgent--;
+}
+
+/* Wait for a file to flush: returns with the queue's head to take, or NULL
+ * when stopping with nothing queued. Caller holds d->lock. */
+static struct wfile *flusher_wait(struct fsdata *d)
+{
+	for (;;) {
+		int64_t due;
+		struct timespec ts;
+
+		if (!d->qhead) {
+			if (d->stopping)
+				return NULL;
+			pthread_cond_wait(&d->work, &d->lock);
+			continue;
+		}
+		if (queue_goes_now(d))
+			return queue_pop(d);
+		due = d->gather_start + GATHER_MS;
+		if (now_ms() >= due) {
+			d->gather_done = true;
+			pthread_cond_broadcast(&d->work);
+			return queue_pop(d);
+		}
+		ts.tv_sec = due / 1000;
+		ts.tv_nsec = (due % 1000) * 1000000;
+		pthread_cond_timedwait(&d->work, &d->lock, &ts);
+	}
 }
 
 /* --- the committed layer ------------------------------------------------- */
@@ -579,7 +684,9 @@ ssize_t fsdata_write(struct fsdata *d, uint64_t ino, const void *buf,
 		wfile_enqueue(d, w, waited && !d->flushing && !d->qhead);
 		waited = true;
 		w->pins++;
+		urgent_begin(d);
 		pthread_cond_wait(&d->changed, &d->lock);
+		urgent_end(d);
 		w->pins--;
 	}
 	if (w->err) {
@@ -1104,15 +1211,9 @@ static void *flusher_main(void *arg)
 		ssize_t delta;
 		int rc;
 
-		while (!d->qhead && !d->stopping)
-			pthread_cond_wait(&d->work, &d->lock);
-		if (!d->qhead)
+		w = flusher_wait(d);
+		if (!w)
 			break;
-		w = d->qhead;
-		d->qhead = w->qnext;
-		if (!d->qhead)
-			d->qtail = NULL;
-		w->queued = false;
 		if (w->busy || !w->dirty) {
 			/* Another flusher has it; it re-queues when done. */
 			continue;
@@ -1179,6 +1280,7 @@ static int wfile_wait_committed(struct fsdata *d, struct wfile *w)
 	uint64_t target = w->written;
 	int rc = 0;
 
+	urgent_begin(d);
 	while (w->committed < target && !w->err) {
 		if (!w->busy)
 			wfile_enqueue(d, w, true);
@@ -1191,6 +1293,7 @@ static int wfile_wait_committed(struct fsdata *d, struct wfile *w)
 		}
 		pthread_cond_wait(&d->changed, &d->lock);
 	}
+	urgent_end(d);
 	if (w->err) {
 		rc = w->err;
 		w->err = 0;
@@ -1368,6 +1471,8 @@ void fsdata_forget(struct fsdata *d, uint64_t ino)
 				*pp = w->qnext;
 				if (d->qtail == w)
 					d->qtail = prev;
+				if (--d->q_len == 0)
+					d->gather_done = false;
 			}
 			w->queued = false;
 		}
@@ -1410,11 +1515,11 @@ static void *deleter_main(void *arg)
 		if (n < 64) {
 			struct timespec ts;
 
-			clock_gettime(CLOCK_REALTIME, &ts);
+			clock_gettime(CLOCK_MONOTONIC, &ts);
 			ts.tv_sec += 1;
 			pthread_mutex_lock(&d->lock);
 			if (!d->stopping)
-				pthread_cond_timedwait(&d->work, &d->lock, &ts);
+				pthread_cond_timedwait(&d->deleter_wake, &d->lock, &ts);
 			pthread_mutex_unlock(&d->lock);
 		}
 	}
@@ -1454,7 +1559,17 @@ int fsdata_new(struct fsctx *fs, struct fsdata **out)
 	}
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->changed, NULL);
-	pthread_cond_init(&d->work, NULL);
+	{
+		/* timed waits (gathering, the deleter) count in monotonic
+		 * time: a clock step must not stall them */
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&d->work, &ca);
+		pthread_cond_init(&d->deleter_wake, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	rc = readahead_new(fs, &d->ra);
 	if (rc == 0)
 		rc = workpool_new(sealer_threads(), &d->sealers);
@@ -1498,6 +1613,7 @@ void fsdata_free(struct fsdata *d)
 	pthread_mutex_lock(&d->lock);
 	d->stopping = true;
 	pthread_cond_broadcast(&d->work);
+	pthread_cond_signal(&d->deleter_wake);
 	pthread_mutex_unlock(&d->lock);
 	for (unsigned i = 0; i < d->n_flushers; i++)
 		pthread_join(d->flushers[i], NULL);
@@ -1512,6 +1628,7 @@ void fsdata_free(struct fsdata *d)
 		}
 	}
 	pthread_cond_destroy(&d->work);
+	pthread_cond_destroy(&d->deleter_wake);
 	pthread_cond_destroy(&d->changed);
 	pthread_mutex_destroy(&d->lock);
 	chunker_free(d->chunker);

@@ -4,8 +4,9 @@
 # Proves: a 1 GiB file copied in reads back identical after a remount
 # (CAIRNFS_TEST_BIG_MB overrides the size); an
 # edit of one byte in the middle of a 256 MiB file uploads under 2 MiB;
-# writing the same 256 MiB again under another name uploads nothing; with
-# one of 3 daemons killed (R=2), reads and writes go on.
+# writing the same 256 MiB again under another name uploads nothing; small
+# files closed without fsync reach the daemons within 5 s; with one of 3
+# daemons killed (R=2), reads and writes go on.
 . "$srcdir/tests/integ/lib.sh"
 integ_init
 . "$srcdir/tests/integ/fslib.sh"
@@ -43,6 +44,25 @@ cp "$T/f256" "$MNT/f256-again" && sync "$MNT/f256-again" || fail "second copy fa
 after=$(fs_stat put_bytes)
 figure fs_rewrite_256m_uploaded $((after - before)) bytes
 [ $((after - before)) -lt 1048576 ] || fail "writing the same 256 MiB again uploaded $((after - before)) bytes"
+
+# Small files closed one after another are written back in groups
+# (GATHER_MS in fs/fsdata.c) with no fsync asked: all reach the daemons
+# soon all the same, each as one new block on each of its 2 owners.
+before=$(fs_stat put_new)
+i=0
+while [ $i -lt 41 ]; do
+	head -c 3000 /dev/urandom >"$MNT/small.$i" || fail "small file $i"
+	i=$((i + 1))
+done
+n=0
+while :; do
+	got=$(( $(fs_stat put_new) - before ))
+	[ "$got" -ge 82 ] && break
+	n=$((n + 1))
+	[ $n -gt 50 ] && fail "41 small files closed, no fsync: $got of 82 block copies stored after 5 s"
+	sleep 0.1
+done
+figure fs_small_files_stored_within_ms $((n * 100)) ms
 
 daemon_kill 3
 cmp "$T/f256" "$MNT/f256" || fail "read with one daemon down differs"
