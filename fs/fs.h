@@ -31,6 +31,7 @@ struct fs_opts {
 	int zstd_level;           /* -o zstd=N */
 	char *log_level;          /* -o log=LEVEL: error, warn, info, debug */
 	int write_quorum;         /* -o quorum=N: owners that must store a block (0: all) */
+	int spin_us;              /* -o spin=US: the request loop's spin (fs/loop.h) */
 };
 
 struct fsctx {

@@ -7,6 +7,7 @@ fs_libfs_a_SOURCES = \
 	fs/fsdata.c fs/fsdata.h \
 	fs/readahead.c fs/readahead.h \
 	fs/workpool.c fs/workpool.h \
+	fs/loop.c fs/loop.h \
 	fs/ops.c fs/fs.h
 fs_libfs_a_CFLAGS = $(AM_CFLAGS) $(FUSE_CFLAGS) $(LMDB_CFLAGS) $(SODIUM_CFLAGS)
 FS_LIBS = fs/libfs.a chunker/libchunker.a $(CLUSTER_LIBS) $(FUSE_LIBS) $(LMDB_LIBS)
