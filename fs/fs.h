@@ -45,6 +45,9 @@ struct fsctx {
 	struct meta *meta;
 	struct fsdata *data;      /* file data: write buffers, pipeline, reads */
 	bool ro;
+	/* CLOCK_MONOTONIC ns of the last FUSE request (atomic; fs/loop.c
+	 * stores it): background work yields while the mount is busy */
+	int64_t last_request_ns;
 };
 
 /* The low-level operations (ops.c). */

@@ -1484,6 +1484,45 @@ void fsdata_forget(struct fsdata *d, uint64_t ino)
 
 /* --- the deleter ----------------------------------------------------------- */
 
+/*
+ * Deleting gives space back, but nobody waits for it. While the mount is
+ * busy (a request within DELETE_BUSY_MS) the deleter sends one batch per
+ * DELETE_PACE_MS and leaves the daemons and the metadata lock to the
+ * foreground: smallfiles right after rm of a 2 GiB file ran 2688 creates/s
+ * and 32k stats/s against 4720 and 69k once the deletes were done.
+ */
+#define DELETE_BUSY_MS 50
+#define DELETE_PACE_MS 100
+
+static bool mount_busy(const struct fsdata *d)
+{
+	struct timespec ts;
+	int64_t now, last = __atomic_load_n(&d->fs->last_request_ns,
+					    __ATOMIC_RELAXED);
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return last && now - last < (int64_t)DELETE_BUSY_MS * 1000000;
+}
+
+/* Sleep ms, or until unmount. */
+static void deleter_nap(struct fsdata *d, int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&d->lock);
+	if (!d->stopping)
+		pthread_cond_timedwait(&d->deleter_wake, &d->lock, &ts);
+	pthread_mutex_unlock(&d->lock);
+}
+
 /* Blocks whose last reference went are deleted from the cluster in the
  * background, a batch of 64 at a time, pipelined (daemons group their
  * syncs); a failed delete stays queued and is tried again later (a daemon
@@ -1512,16 +1551,10 @@ static void *deleter_main(void *arg)
 			meta_free_done(d->fs->meta, addrs[i],
 				       errs[i] == 0 || errs[i] == -ENOENT);
 		}
-		if (n < 64) {
-			struct timespec ts;
-
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += 1;
-			pthread_mutex_lock(&d->lock);
-			if (!d->stopping)
-				pthread_cond_timedwait(&d->deleter_wake, &d->lock, &ts);
-			pthread_mutex_unlock(&d->lock);
-		}
+		if (n < 64)
+			deleter_nap(d, 1000);
+		else if (mount_busy(d))
+			deleter_nap(d, DELETE_PACE_MS);
 	}
 	return NULL;
 }

@@ -32,6 +32,7 @@ struct lpool {
 	struct fuse_session *se;
 	int fd;
 	int64_t spin_ns;
+	int64_t *stamp;             /* opts->last_request_ns */
 	unsigned max_threads, max_idle;
 	pthread_mutex_t lock;
 	pthread_cond_t turn;        /* the leader role is free, or exiting */
@@ -125,6 +126,8 @@ static int read_request(struct lpool *lp, struct fuse_buf *fb, int64_t *last_ns)
 		res = fuse_session_receive_buf(lp->se, fb);
 		if (res > 0) {
 			*last_ns = now_ns();
+			if (lp->stamp)
+				__atomic_store_n(lp->stamp, *last_ns, __ATOMIC_RELAXED);
 			return res;
 		}
 		if (res == 0)
@@ -244,6 +247,7 @@ int loop_run(struct fuse_session *se, const struct loop_opts *opts)
 	lp.se = se;
 	lp.fd = fuse_session_fd(se);
 	lp.spin_ns = (int64_t)opts->spin_us * 1000;
+	lp.stamp = opts->last_request_ns;
 	lp.max_threads = opts->max_threads ? opts->max_threads : 16;
 	lp.max_idle = opts->max_idle ? opts->max_idle : 8;
 	fl = fcntl(lp.fd, F_GETFL);

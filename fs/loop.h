@@ -25,6 +25,7 @@
 #define CAIRN_LOOP_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct fuse_session;
 
@@ -32,6 +33,8 @@ struct loop_opts {
 	unsigned max_threads;     /* at most this many (>= 1); default 16 */
 	unsigned max_idle;        /* more idle threads than this exit; default 8 */
 	unsigned spin_us;         /* read on this long before sleeping; 0: never */
+	int64_t *last_request_ns; /* if set: each request's CLOCK_MONOTONIC
+				   * time is stored there (atomic) */
 };
 
 /* Run the session until it ends; 0, or -errno when the device failed. */

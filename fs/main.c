@@ -460,7 +460,8 @@ int main(int argc, char **argv)
 		rc = fuse_session_loop(se);
 	} else {
 		struct loop_opts lo = { .max_threads = 16, .max_idle = 8,
-					.spin_us = (unsigned)cl.o.spin_us };
+					.spin_us = (unsigned)cl.o.spin_us,
+					.last_request_ns = &fs.last_request_ns };
 
 		rc = loop_run(se, &lo);
 		if (rc < 0)
