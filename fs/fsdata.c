@@ -48,11 +48,27 @@
 #define GATHER_MS 10
 #define GATHER_SMALL (1u << 20)
 
+#define SCRATCH_SPARES 1
+
 struct seg {
 	uint64_t off;
 	size_t len, cap;
 	uint8_t *buf;
 	struct seg *next;
+};
+
+/*
+ * A flusher assembles each span in a scratch buffer that is reused from
+ * span to span instead of malloc'd afresh: a fresh buffer of a span's size
+ * (8 MiB and more) comes from mmap, and filling it cost a page fault per
+ * 4 KiB (on a paravirtualised guest perf put those faults at a third of
+ * the client's CPU during a sequential write). Idle buffers wait in
+ * d->spare, at most SCRATCH_SPARES of them: one per flusher would hold
+ * FLUSHERS x 12 MiB for good, past the memory bound of the mount.
+ */
+struct scratch {
+	uint8_t *buf;
+	size_t cap;
 };
 
 struct wfile {
@@ -83,6 +99,8 @@ struct fsdata {
 	int64_t gather_start;        /* ms, when the queue last became non-empty */
 	bool gather_done;            /* the queue goes now (until it empties) */
 	unsigned urgent;             /* callers waiting for a flush: no gathering */
+	struct scratch spare[SCRATCH_SPARES]; /* idle flushers' span buffers */
+	unsigned n_spare;
 	size_t total_dirty;          /* dirty + inflight, all files */
 	unsigned flushing;           /* flushers at work on a file */
 	bool stopping;
@@ -746,17 +764,6 @@ static int read_under_segs(struct fsdata *d, uint64_t ino, const struct seg *s,
 
 /* --- the flusher --------------------------------------------------------- */
 
-/*
- * A flusher's scratch buffer: each span is assembled in it, so it is
- * reused from span to span instead of malloc'd afresh. A fresh buffer of a
- * span's size (8 MiB and more) comes from mmap, and filling it cost a page
- * fault per 4 KiB: on a paravirtualised guest perf put those faults at a
- * third of the client's CPU during a sequential write.
- */
-struct scratch {
-	uint8_t *buf;
-	size_t cap;
-};
 
 static uint8_t *scratch_get(struct scratch *sc, size_t len)
 {
@@ -770,6 +777,30 @@ static uint8_t *scratch_get(struct scratch *sc, size_t len)
 		sc->cap = len;
 	}
 	return sc->buf;
+}
+
+/* A spare buffer for a flusher, or an empty one. Caller holds d->lock. */
+static void scratch_take(struct fsdata *d, struct scratch *sc)
+{
+	sc->buf = NULL;
+	sc->cap = 0;
+	if (d->n_spare) {
+		d->n_spare--;
+		*sc = d->spare[d->n_spare];
+	}
+}
+
+/* Keep a flusher's buffer for the next, or free it when enough are spare.
+ * Caller holds d->lock. */
+static void scratch_give(struct fsdata *d, struct scratch *sc)
+{
+	if (sc->buf && d->n_spare < SCRATCH_SPARES) {
+		d->spare[d->n_spare++] = *sc;
+	} else {
+		free(sc->buf);
+	}
+	sc->buf = NULL;
+	sc->cap = 0;
 }
 
 struct span {
@@ -1200,12 +1231,12 @@ static ssize_t seg_merge_under(struct seg **dirty, struct seg *back)
 static void *flusher_main(void *arg)
 {
 	struct fsdata *d = arg;
-	struct scratch sc = { NULL, 0 };
 
 	pthread_mutex_lock(&d->lock);
 	for (;;) {
 		struct wfile *w;
 		struct seg *back = NULL;
+		struct scratch sc;
 		uint64_t gen, size;
 		bool final;
 		ssize_t delta;
@@ -1228,11 +1259,13 @@ static void *flusher_main(void *arg)
 		final = w->final || !w->writers;
 		w->final = false;
 		d->flushing++;
+		scratch_take(d, &sc);
 		pthread_mutex_unlock(&d->lock);
 
 		rc = flush_file(d, w, w->inflight, size, final, &sc, &back);
 
 		pthread_mutex_lock(&d->lock);
+		scratch_give(d, &sc);
 		d->flushing--;
 		d->total_dirty -= w->inflight_bytes;
 		seg_free_list(w->inflight);
@@ -1267,7 +1300,6 @@ static void *flusher_main(void *arg)
 		wfile_maybe_drop(d, w);
 	}
 	pthread_mutex_unlock(&d->lock);
-	free(sc.buf);
 	return NULL;
 }
 
@@ -1662,6 +1694,8 @@ void fsdata_free(struct fsdata *d)
 	}
 	pthread_cond_destroy(&d->work);
 	pthread_cond_destroy(&d->deleter_wake);
+	for (unsigned i = 0; i < d->n_spare; i++)
+		free(d->spare[i].buf);
 	pthread_cond_destroy(&d->changed);
 	pthread_mutex_destroy(&d->lock);
 	chunker_free(d->chunker);
