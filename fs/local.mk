@@ -27,8 +27,10 @@ uninstall-hook:
 	rm -f $(DESTDIR)$(sbindir)/mount.cairnfs
 .PHONY: install-cairnfs-mount-helper
 
-check_PROGRAMS += tests/unit/test_meta tests/unit/test_bcache tests/unit/test_workpool
-TESTS += tests/unit/test_meta tests/unit/test_bcache tests/unit/test_workpool
+check_PROGRAMS += tests/unit/test_meta tests/unit/test_bcache tests/unit/test_workpool \
+	tests/unit/test_loop
+TESTS += tests/unit/test_meta tests/unit/test_bcache tests/unit/test_workpool \
+	tests/unit/test_loop
 tests_unit_test_meta_SOURCES = tests/unit/test_meta.c
 tests_unit_test_meta_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(LMDB_CFLAGS)
 tests_unit_test_meta_LDADD = $(FS_LIBS) $(CMOCKA_LIBS)
@@ -38,6 +40,9 @@ tests_unit_test_bcache_LDADD = $(FS_LIBS) $(CMOCKA_LIBS)
 tests_unit_test_workpool_SOURCES = tests/unit/test_workpool.c
 tests_unit_test_workpool_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_workpool_LDADD = $(FS_LIBS) $(CMOCKA_LIBS)
+tests_unit_test_loop_SOURCES = tests/unit/test_loop.c
+tests_unit_test_loop_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(FUSE_CFLAGS)
+tests_unit_test_loop_LDADD = $(FS_LIBS) $(CMOCKA_LIBS)
 
 # Mount tests: a real cairnfs over real daemons.
 FS_INTEG_TESTS = tests/integ/t-fs-posix.sh tests/integ/t-fs-apps.sh \

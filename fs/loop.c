@@ -227,10 +227,12 @@ static void worker_loop(struct lpool *lp, bool may_retire)
 		}
 	}
 out:
+	/* Our buffer goes before the count drops: at 0 loop_run returns
+	 * and the process may exit. */
+	free(fb.mem);
 	lp->n_threads--;
 	pthread_cond_broadcast(&lp->gone);
 	pthread_mutex_unlock(&lp->lock);
-	free(fb.mem);
 }
 
 static void *worker_main(void *arg)
