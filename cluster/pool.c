@@ -15,6 +15,7 @@
  * during a network write, which is bounded by SO_SNDTIMEO.
  */
 #include "cluster/pool.h"
+#include "cluster/monotime.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -73,14 +74,6 @@ struct pool {
 	unsigned readers;              /* reader threads still running */
 	bool closing;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int pool_new(const uint8_t secret[HS_SECRET_BYTES], const struct pool_opts *opts,
 	     struct pool **out)
@@ -278,7 +271,7 @@ static int read_full(int fd, void *buf, size_t len, int64_t deadline, int *idle)
 			*idle = 1;
 			return 0;
 		}
-		if (deadline >= 0 && now_ms() > deadline)
+		if (deadline >= 0 && mono_ms() > deadline)
 			return -ETIMEDOUT;
 	}
 	return 0;
@@ -330,7 +323,7 @@ static int read_answer(int fd, struct hs_session *hs, uint8_t *buf, size_t cap,
 
 static int conn_handshake(struct pool *p, struct conn *c)
 {
-	int64_t deadline = now_ms() + p->opts.connect_timeout_ms;
+	int64_t deadline = mono_ms() + p->opts.connect_timeout_ms;
 	uint8_t msg[1 + HS_REPLY_BYTES], ans[256], fin[1 + HS_FINISH_BYTES];
 	const size_t ctx_len = CMAP_NODE_ID_BYTES + CMAP_CLUSTER_ID_BYTES + 8;
 	struct handshake *h = NULL;
@@ -407,7 +400,7 @@ static void *reader_main(void *arg)
 
 		/* Nothing at all: an idle wake-up. Part of a header and
 		 * then silence: bounded like any answer. */
-		rc = read_full(c->fd, hb, sizeof(hb), now_ms() + p->opts.call_timeout_ms,
+		rc = read_full(c->fd, hb, sizeof(hb), mono_ms() + p->opts.call_timeout_ms,
 			       &idle);
 		if (rc == 0 && idle) {
 			bool stop, overdue;
@@ -416,7 +409,7 @@ static void *reader_main(void *arg)
 			 * means the daemon is stuck; the connection goes. */
 			pthread_mutex_lock(&p->lock);
 			stop = c->dead || p->closing;
-			overdue = conn_overdue_locked(c, now_ms());
+			overdue = conn_overdue_locked(c, mono_ms());
 			pthread_mutex_unlock(&p->lock);
 			if (stop)
 				break;
@@ -441,10 +434,10 @@ static void *reader_main(void *arg)
 			err = -ENOMEM;
 			goto fail;
 		}
-		rc = read_full(c->fd, payload, h.length, now_ms() + p->opts.call_timeout_ms, NULL);
+		rc = read_full(c->fd, payload, h.length, mono_ms() + p->opts.call_timeout_ms, NULL);
 		if (rc == 0)
 			rc = read_full(c->fd, tag, sizeof(tag),
-				       now_ms() + p->opts.call_timeout_ms, NULL);
+				       mono_ms() + p->opts.call_timeout_ms, NULL);
 		if (rc < 0) {
 			free(payload);
 			err = rc;
@@ -670,7 +663,7 @@ int pool_start(struct pool *p, struct pool_call *call)
 		return -ECONNRESET;
 	}
 	call->id_ = ++c->next_id;
-	call->deadline_ = now_ms() + p->opts.call_timeout_ms;
+	call->deadline_ = mono_ms() + p->opts.call_timeout_ms;
 	call->state_ = CALL_PENDING;
 	call->conn_ = c;
 	call->next_ = c->pending;

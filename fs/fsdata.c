@@ -12,10 +12,11 @@
  * under the lock; `commits` (bumped when a flush commits) tells a reader
  * that raced with a commit to read again.
  *
- * Not here: metadata transactions (meta.c), sealing and the network
- * (chunkio/blockio), FUSE (ops.c).
+ * Not here: the seg lists themselves (segs.c), metadata transactions
+ * (meta.c), sealing and the network (chunkio/blockio), FUSE (ops.c).
  */
 #include "fs/fsdata.h"
+#include "fs/segs.h"
 #include "fs/readahead.h"
 #include "fs/workpool.h"
 
@@ -29,6 +30,7 @@
 
 #include "chunker/chunker.h"
 #include "cluster/log.h"
+#include "cluster/monotime.h"
 #include "fs/fs.h"
 #include "fs/meta.h"
 
@@ -49,13 +51,6 @@
 #define GATHER_SMALL (1u << 20)
 
 #define SCRATCH_SPARES 1
-
-struct seg {
-	uint64_t off;
-	size_t len, cap;
-	uint8_t *buf;
-	struct seg *next;
-};
 
 /*
  * A flusher assembles each span in a scratch buffer that is reused from
@@ -112,206 +107,7 @@ struct fsdata {
 	struct workpool *sealers;    /* help flushers hash and seal chunks */
 };
 
-/* --- segments ------------------------------------------------------------ */
-
-static void seg_free_list(struct seg *s)
-{
-	while (s) {
-		struct seg *next = s->next;
-
-		free(s->buf);
-		free(s);
-		s = next;
-	}
-}
-
-/*
- * A seg grows by appends up to SEG_MAX bytes, then a new one starts: no
- * realloc ever copies more than SEG_MAX, and buffers of this size are
- * reused from the heap instead of being mmap'd and page-faulted afresh
- * (perf showed both on every sequential write before this bound).
- */
-#define SEG_MAX (1u << 20)
-
-static struct seg *seg_new_cap(uint64_t off, const void *data, size_t len,
-			       size_t cap)
-{
-	struct seg *s = calloc(1, sizeof(*s));
-
-	if (!s)
-		return NULL;
-	s->cap = len > cap ? len : cap;
-	s->buf = malloc(s->cap);
-	if (!s->buf) {
-		free(s);
-		return NULL;
-	}
-	memcpy(s->buf, data, len);
-	s->off = off;
-	s->len = len;
-	return s;
-}
-
-static struct seg *seg_new(uint64_t off, const void *data, size_t len)
-{
-	return seg_new_cap(off, data, len, 65536);
-}
-
-/*
- * Put [off, off+len) into the sorted list *head, newest wins: overlapped
- * parts of older segs are cut away. Returns the net growth in buffered
- * bytes, or -ENOMEM (list unchanged). Sequential writes take the fast
- * path: append to the seg that ends where this write starts.
- */
-static ssize_t seg_insert(struct seg **head, uint64_t off, const void *data,
-			  size_t len)
-{
-	uint64_t end = off + len;
-	struct seg **pp, *s, *n;
-	ssize_t delta = (ssize_t)len;
-
-	for (pp = head; *pp && (*pp)->off + (*pp)->len < off; pp = &(*pp)->next)
-		;
-	s = *pp;
-	/* fast path: extend s, which ends exactly at off, if nothing follows
-	 * within the new range */
-	if (s && s->off + s->len == off && (!s->next || s->next->off >= end) &&
-	    s->len + len <= SEG_MAX) {
-		if (s->len + len > s->cap) {
-			size_t cap = s->cap * 2;
-			uint8_t *nb;
-
-			while (cap < s->len + len)
-				cap *= 2;
-			if (cap > SEG_MAX)
-				cap = SEG_MAX;
-			nb = realloc(s->buf, cap);
-			if (!nb)
-				return -ENOMEM;
-			s->buf = nb;
-			s->cap = cap;
-		}
-		memcpy(s->buf + s->len, data, len);
-		s->len += len;
-		return delta;
-	}
-	/* a sequential writer that filled a seg gets a full-sized next one */
-	n = seg_new_cap(off, data, len,
-			s && s->off + s->len == off ? SEG_MAX : 65536);
-	if (!n)
-		return -ENOMEM;
-	/* Trim or split every older seg overlapping [off, end). */
-	for (pp = head; *pp;) {
-		s = *pp;
-		uint64_t s_end = s->off + s->len;
-
-		if (s_end <= off || s->off >= end) {
-			pp = &s->next;
-			continue;
-		}
-		if (s->off < off && s_end > end) {
-			/* new range inside s: split s around it */
-			struct seg *tail = seg_new(end, s->buf + (end - s->off),
-						   (size_t)(s_end - end));
-
-			if (!tail) {
-				free(n->buf);
-				free(n);
-				return -ENOMEM;
-			}
-			tail->next = s->next;
-			s->next = tail;
-			s->len = (size_t)(off - s->off);
-			delta -= (ssize_t)(end - off);
-			pp = &tail->next;
-			continue;
-		}
-		if (s->off < off) {             /* s overlaps our start */
-			delta -= (ssize_t)(s_end - off);
-			s->len = (size_t)(off - s->off);
-			pp = &s->next;
-			continue;
-		}
-		if (s_end > end) {              /* s overlaps our end */
-			size_t cut = (size_t)(end - s->off);
-
-			memmove(s->buf, s->buf + cut, s->len - cut);
-			s->len -= cut;
-			s->off = end;
-			delta -= (ssize_t)cut;
-			pp = &s->next;
-			continue;
-		}
-		/* s entirely covered */
-		delta -= (ssize_t)s->len;
-		*pp = s->next;
-		free(s->buf);
-		free(s);
-	}
-	for (pp = head; *pp && (*pp)->off < off; pp = &(*pp)->next)
-		;
-	n->next = *pp;
-	*pp = n;
-	return delta;
-}
-
-/* Drop buffered bytes at or past size; returns the bytes dropped. */
-static size_t seg_truncate(struct seg **head, uint64_t size)
-{
-	size_t dropped = 0;
-	struct seg **pp = head;
-
-	while (*pp) {
-		struct seg *s = *pp;
-
-		if (s->off >= size) {
-			dropped += s->len;
-			*pp = s->next;
-			free(s->buf);
-			free(s);
-			continue;
-		}
-		if (s->off + s->len > size) {
-			dropped += (size_t)(s->off + s->len - size);
-			s->len = (size_t)(size - s->off);
-		}
-		pp = &s->next;
-	}
-	return dropped;
-}
-
-/* Copy the parts of segs that fall in [off, off+len) into buf. */
-static void seg_overlay(const struct seg *s, uint8_t *buf, uint64_t off,
-			size_t len)
-{
-	uint64_t end = off + len;
-
-	for (; s && s->off < end; s = s->next) {
-		uint64_t a = s->off > off ? s->off : off;
-		uint64_t b = s->off + s->len < end ? s->off + s->len : end;
-
-		if (a < b)
-			memcpy(buf + (a - off), s->buf + (a - s->off), (size_t)(b - a));
-	}
-}
-
 /* --- files --------------------------------------------------------------- */
-
-/* Copy the parts of the segs in [start, end) into *out (a seg list). */
-static int seg_copy_range(const struct seg *s, uint64_t start, uint64_t end,
-			  struct seg **out)
-{
-	for (; s; s = s->next) {
-		uint64_t a = s->off > start ? s->off : start;
-		uint64_t b = s->off + s->len < end ? s->off + s->len : end;
-
-		if (a >= b)
-			continue;
-		if (seg_insert(out, a, s->buf + (a - s->off), (size_t)(b - a)) < 0)
-			return -ENOMEM;
-	}
-	return 0;
-}
 
 static struct wfile **wfile_slot(struct fsdata *d, uint64_t ino)
 {
@@ -355,14 +151,6 @@ static void wfile_maybe_drop(struct fsdata *d, struct wfile *w)
 	free(w);
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Whether the queue should go to the flushers now rather than gather more
  * (GATHER_MS). Caller holds d->lock. */
 static bool queue_goes_now(const struct fsdata *d)
@@ -386,7 +174,7 @@ static void wfile_enqueue(struct fsdata *d, struct wfile *w, bool final)
 		d->qhead = w;
 	d->qtail = w;
 	if (d->q_len++ == 0)
-		d->gather_start = now_ms();
+		d->gather_start = mono_ms();
 	if (w->dirty_bytes >= GATHER_SMALL || d->q_len >= FLUSHERS || d->urgent) {
 		/* no more gathering: every idle flusher takes a file */
 		if (!d->gather_done) {
@@ -447,13 +235,12 @@ static struct wfile *flusher_wait(struct fsdata *d)
 		if (queue_goes_now(d))
 			return queue_pop(d);
 		due = d->gather_start + GATHER_MS;
-		if (now_ms() >= due) {
+		if (mono_ms() >= due) {
 			d->gather_done = true;
 			pthread_cond_broadcast(&d->work);
 			return queue_pop(d);
 		}
-		ts.tv_sec = due / 1000;
-		ts.tv_nsec = (due % 1000) * 1000000;
+		ts = mono_timespec_ms(due);
 		pthread_cond_timedwait(&d->work, &d->lock, &ts);
 	}
 }
@@ -1173,61 +960,6 @@ static int flush_file(struct fsdata *d, struct wfile *w, struct seg *segs,
 	return rc;
 }
 
-/* Put `back` (older data) under the current dirty list: only where no
- * newer write landed meanwhile. */
-static bool seg_overlaps(const struct seg *s, uint64_t off, uint64_t end)
-{
-	for (; s && s->off < end; s = s->next)
-		if (s->off + s->len > off)
-			return true;
-	return false;
-}
-
-/* Put seg n into the sorted list *head; it overlaps none of its segs. */
-static void seg_link_sorted(struct seg **head, struct seg *n)
-{
-	struct seg **pp = head;
-
-	while (*pp && (*pp)->off < n->off)
-		pp = &(*pp)->next;
-	n->next = *pp;
-	*pp = n;
-}
-
-/*
- * Segs written while a flush ran (*dirty) go on top of what the flush gave
- * back (back). A newer seg that overlaps nothing given back, the usual
- * case for an append, moves over as it is; only overlapping ones are
- * copied in by seg_insert. (Copying them all, under d->lock, was the
- * largest cost of a sequential write.)
- */
-static ssize_t seg_merge_under(struct seg **dirty, struct seg *back)
-{
-	struct seg *newer = *dirty;
-	ssize_t delta = 0, dd = 0;
-
-	*dirty = back;
-	for (struct seg *s = back; s; s = s->next)
-		delta += (ssize_t)s->len;
-	while (newer) {
-		struct seg *s = newer;
-
-		newer = s->next;
-		s->next = NULL;
-		if (dd >= 0 && !seg_overlaps(*dirty, s->off, s->off + s->len)) {
-			seg_link_sorted(dirty, s);
-			delta += (ssize_t)s->len;
-			continue;
-		}
-		if (dd >= 0)
-			dd = seg_insert(dirty, s->off, s->buf, s->len);
-		if (dd >= 0)
-			delta += dd;
-		seg_free_list(s);
-	}
-	return dd < 0 ? dd : delta;
-}
-
 static void *flusher_main(void *arg)
 {
 	struct fsdata *d = arg;
@@ -1528,27 +1260,16 @@ void fsdata_forget(struct fsdata *d, uint64_t ino)
 
 static bool mount_busy(const struct fsdata *d)
 {
-	struct timespec ts;
-	int64_t now, last = __atomic_load_n(&d->fs->last_request_ns,
-					    __ATOMIC_RELAXED);
+	int64_t last = __atomic_load_n(&d->fs->last_request_ns, __ATOMIC_RELAXED);
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-	return last && now - last < (int64_t)DELETE_BUSY_MS * 1000000;
+	return last && mono_ns() - last < (int64_t)DELETE_BUSY_MS * 1000000;
 }
 
 /* Sleep ms, or until unmount. */
 static void deleter_nap(struct fsdata *d, int ms)
 {
-	struct timespec ts;
+	struct timespec ts = mono_timespec_ms(mono_ms() + ms);
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
 	pthread_mutex_lock(&d->lock);
 	if (!d->stopping)
 		pthread_cond_timedwait(&d->deleter_wake, &d->lock, &ts);

@@ -5,6 +5,7 @@ fs_libfs_a_SOURCES = \
 	fs/meta_xattr.c \
 	fs/bcache.c fs/bcache.h \
 	fs/fsdata.c fs/fsdata.h \
+	fs/segs.c fs/segs.h \
 	fs/readahead.c fs/readahead.h \
 	fs/workpool.c fs/workpool.h \
 	fs/loop.c fs/loop.h \
@@ -28,9 +29,9 @@ uninstall-hook:
 .PHONY: install-cairnfs-mount-helper
 
 check_PROGRAMS += tests/unit/test_meta tests/unit/test_bcache tests/unit/test_workpool \
-	tests/unit/test_loop
+	tests/unit/test_loop tests/unit/test_segs
 TESTS += tests/unit/test_meta tests/unit/test_bcache tests/unit/test_workpool \
-	tests/unit/test_loop
+	tests/unit/test_loop tests/unit/test_segs
 tests_unit_test_meta_SOURCES = tests/unit/test_meta.c
 tests_unit_test_meta_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(LMDB_CFLAGS)
 tests_unit_test_meta_LDADD = $(FS_LIBS) $(CMOCKA_LIBS)
@@ -43,6 +44,9 @@ tests_unit_test_workpool_LDADD = $(FS_LIBS) $(CMOCKA_LIBS)
 tests_unit_test_loop_SOURCES = tests/unit/test_loop.c
 tests_unit_test_loop_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(FUSE_CFLAGS)
 tests_unit_test_loop_LDADD = $(FS_LIBS) $(CMOCKA_LIBS)
+tests_unit_test_segs_SOURCES = tests/unit/test_segs.c
+tests_unit_test_segs_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_segs_LDADD = $(FS_LIBS) $(CMOCKA_LIBS)
 
 # Mount tests: a real cairnfs over real daemons.
 FS_INTEG_TESTS = tests/integ/t-fs-posix.sh tests/integ/t-fs-apps.sh \

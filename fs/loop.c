@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "cluster/log.h"
+#include "cluster/monotime.h"
 
 #define LOOP_POLL_MS 500
 
@@ -102,14 +103,6 @@ static bool request_inline(const struct fuse_buf *fb)
 	return loop_answers_inline(in->opcode, size);
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /*
  * As the leader: read the next request into fb. Returns its size, 0 when
  * the session ended (unmounted, or exit asked), or -errno for a device
@@ -125,7 +118,7 @@ static int read_request(struct lpool *lp, struct fuse_buf *fb, int64_t *last_ns)
 			return 0;
 		res = fuse_session_receive_buf(lp->se, fb);
 		if (res > 0) {
-			*last_ns = now_ns();
+			*last_ns = mono_ns();
 			if (lp->stamp)
 				__atomic_store_n(lp->stamp, *last_ns, __ATOMIC_RELAXED);
 			return res;
@@ -136,7 +129,7 @@ static int read_request(struct lpool *lp, struct fuse_buf *fb, int64_t *last_ns)
 			continue;   /* also ENOENT: an interrupted request */
 		if (res != -EAGAIN)
 			return res;
-		if (now_ns() - *last_ns < lp->spin_ns)
+		if (mono_ns() - *last_ns < lp->spin_ns)
 			continue;
 		{
 			struct pollfd p = { .fd = lp->fd, .events = POLLIN };
@@ -145,7 +138,7 @@ static int read_request(struct lpool *lp, struct fuse_buf *fb, int64_t *last_ns)
 				return -errno;
 			/* spin again after the next request, not after a
 			 * wake-up that brought nothing */
-			*last_ns = now_ns() - lp->spin_ns;
+			*last_ns = mono_ns() - lp->spin_ns;
 		}
 	}
 }
