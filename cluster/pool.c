@@ -68,7 +68,13 @@ struct pool {
 	uint8_t secret[HS_SECRET_BYTES];
 	struct pool_opts opts;
 	pthread_mutex_t lock;
-	pthread_cond_t done;           /* a call completed or a slot freed */
+	/* Connection events: a slot freed on a full connection, a connect
+	 * finished, a reader gone. A finished call wakes only its own
+	 * waiter (call->waiter_): with one shared condition every answer
+	 * woke every thread waiting on any call, several needless wake-ups
+	 * per block on a busy client. */
+	pthread_cond_t done;
+	unsigned slot_waiters;         /* pool_start()s waiting for a slot */
 	struct connecting *connecting; /* nodes being connected to now */
 	struct conn *conns;
 	unsigned readers;              /* reader threads still running */
@@ -110,6 +116,16 @@ static void conn_put_locked(struct pool *p, struct conn *c)
 	free(c);
 }
 
+/* Mark a call answered (err and resp already set) and wake the thread
+ * waiting for it, if one is; caller holds p->lock. */
+static void call_done_locked(struct pool_call *call)
+{
+	call->state_ = CALL_DONE;
+	call->conn_ = NULL;
+	if (call->waiter_)
+		pthread_cond_signal(call->waiter_);
+}
+
 /* Complete every pending call of c with err; caller holds p->lock. */
 static void conn_fail_locked(struct pool *p, struct conn *c, int err)
 {
@@ -119,8 +135,7 @@ static void conn_fail_locked(struct pool *p, struct conn *c, int err)
 	while ((call = c->pending)) {
 		c->pending = call->next_;
 		call->err = err;
-		call->state_ = CALL_DONE;
-		call->conn_ = NULL;
+		call_done_locked(call);
 		c->inflight--;
 	}
 	/* Unlist it so the next call reconnects. */
@@ -464,10 +479,10 @@ static void *reader_main(void *arg)
 			call->err = proto_status_to_err(h.status);
 			call->resp = payload;
 			call->resp_len = h.length;
-			call->state_ = CALL_DONE;
-			call->conn_ = NULL;
+			call_done_locked(call);
 			payload = NULL;
-			pthread_cond_broadcast(&p->done);
+			if (p->slot_waiters)
+				pthread_cond_broadcast(&p->done);
 		}
 		pthread_mutex_unlock(&p->lock);
 		free(payload);     /* an answer to a call that gave up */
@@ -627,7 +642,7 @@ static void call_fail(struct pool *p, struct pool_call *call, int err)
 {
 	pthread_mutex_lock(&p->lock);
 	call->err = err;
-	call->state_ = CALL_DONE;
+	call_done_locked(call);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -643,6 +658,7 @@ int pool_start(struct pool *p, struct pool_call *call)
 	call->resp = NULL;
 	call->resp_len = 0;
 	call->conn_ = NULL;
+	call->waiter_ = NULL;
 	if (call->req_len + call->data_len > PROTO_MAX_PAYLOAD) {
 		call_fail(p, call, -E2BIG);
 		return -E2BIG;
@@ -654,8 +670,11 @@ int pool_start(struct pool *p, struct pool_call *call)
 	}
 
 	pthread_mutex_lock(&p->lock);
-	while (c->inflight >= p->opts.max_inflight && !c->dead)
+	while (c->inflight >= p->opts.max_inflight && !c->dead) {
+		p->slot_waiters++;
 		pthread_cond_wait(&p->done, &p->lock);
+		p->slot_waiters--;
+	}
 	if (c->dead) {
 		conn_put_locked(p, c);
 		pthread_mutex_unlock(&p->lock);
@@ -697,11 +716,16 @@ int pool_start(struct pool *p, struct pool_call *call)
 
 int pool_wait(struct pool *p, struct pool_call *call)
 {
+	pthread_cond_t mine = PTHREAD_COND_INITIALIZER;
+
 	pthread_mutex_lock(&p->lock);
+	call->waiter_ = &mine;
 	while (call->state_ == CALL_PENDING)
-		pthread_cond_wait(&p->done, &p->lock);
+		pthread_cond_wait(&mine, &p->lock);
+	call->waiter_ = NULL;
 	call->state_ = CALL_IDLE;
 	pthread_mutex_unlock(&p->lock);
+	pthread_cond_destroy(&mine);
 	return call->err;
 }
 

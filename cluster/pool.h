@@ -17,6 +17,7 @@
 #ifndef CAIRN_POOL_H
 #define CAIRN_POOL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,6 +63,7 @@ struct pool_call {
 	int64_t deadline_;         /* monotonic ms */
 	int state_;
 	void *conn_;
+	pthread_cond_t *waiter_;   /* of the thread in pool_wait(), if any */
 };
 
 struct pool;
