@@ -3,6 +3,7 @@
 noinst_LIBRARIES += crypto/libcairncrypto.a
 crypto_libcairncrypto_a_SOURCES = \
 	crypto/aead.c crypto/aead.h \
+	crypto/blake2b.c crypto/blake2b.h \
 	crypto/keys.c crypto/keys.h \
 	crypto/poly1305.c crypto/poly1305.h \
 	crypto/seal.c crypto/seal.h \
@@ -10,8 +11,11 @@ crypto_libcairncrypto_a_SOURCES = \
 crypto_libcairncrypto_a_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS) $(ZSTD_CFLAGS) $(OPENSSL_CFLAGS)
 CRYPTO_LIBS = crypto/libcairncrypto.a $(SODIUM_LIBS) $(ZSTD_LIBS) $(OPENSSL_LIBS)
 
-check_PROGRAMS += tests/unit/test_keys tests/unit/test_seal tests/unit/test_handshake tests/unit/test_aead tests/unit/test_poly1305
-TESTS += tests/unit/test_keys tests/unit/test_seal tests/unit/test_handshake tests/unit/test_aead tests/unit/test_poly1305
+check_PROGRAMS += tests/unit/test_keys tests/unit/test_seal tests/unit/test_handshake tests/unit/test_aead tests/unit/test_poly1305 tests/unit/test_blake2b
+TESTS += tests/unit/test_keys tests/unit/test_seal tests/unit/test_handshake tests/unit/test_aead tests/unit/test_poly1305 tests/unit/test_blake2b
+tests_unit_test_blake2b_SOURCES = tests/unit/test_blake2b.c
+tests_unit_test_blake2b_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SODIUM_CFLAGS)
+tests_unit_test_blake2b_LDADD = $(CRYPTO_LIBS) $(CMOCKA_LIBS) -lpthread
 tests_unit_test_poly1305_SOURCES = tests/unit/test_poly1305.c
 tests_unit_test_poly1305_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SODIUM_CFLAGS)
 tests_unit_test_poly1305_LDADD = $(CRYPTO_LIBS) $(CMOCKA_LIBS) -lpthread

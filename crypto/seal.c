@@ -12,6 +12,7 @@
 #include "crypto/seal.h"
 
 #include "crypto/aead.h"
+#include "crypto/blake2b.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -46,8 +47,8 @@ size_t seal_bound(size_t chunk_len)
 void seal_addr(const struct keys *k, const void *chunk, size_t len,
 	       uint8_t addr[SEAL_ADDR_BYTES])
 {
-	crypto_generichash(addr, SEAL_ADDR_BYTES, chunk, len,
-			   keys_subkey(k, KEYS_BLOCK_ID), KEYS_SUBKEY_BYTES);
+	blake2b_keyed(addr, SEAL_ADDR_BYTES, chunk, len,
+		      keys_subkey(k, KEYS_BLOCK_ID), KEYS_SUBKEY_BYTES);
 }
 
 int seal_ctx_new(int level, struct seal_ctx **out)

@@ -6,7 +6,8 @@
  *
  * For random and for text-like data it prints MB/s of: chunking, keyed
  * hashing (block addresses), seal, open; and the references memcpy, plain
- * BLAKE2b, raw XChaCha20-Poly1305 encrypt/decrypt (libsodium's: seal and
+ * BLAKE2b (libsodium's: block addresses use crypto/blake2b.c, the same hash
+ * through OpenSSL, so they can run past this reference), raw XChaCha20-Poly1305 encrypt/decrypt (libsodium's: seal and
  * open use crypto/aead.c, the same bytes through OpenSSL, so they can run
  * past this reference), raw zstd level 1
  * compress/decompress. Then each stage as a fraction of its reference:
