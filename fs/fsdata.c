@@ -971,7 +971,7 @@ static void *flusher_main(void *arg)
 		struct scratch sc;
 		uint64_t gen, size;
 		bool final;
-		ssize_t delta;
+		size_t merged;
 		int rc;
 
 		w = flusher_wait(d);
@@ -1003,18 +1003,10 @@ static void *flusher_main(void *arg)
 		seg_free_list(w->inflight);
 		w->inflight = NULL;
 		w->inflight_bytes = 0;
-		delta = seg_merge_under(&w->dirty, back);
-		if (delta >= 0) {
-			/* dirty_bytes recomputed: back + newer, overlaps removed */
-			size_t total = 0;
-
-			for (struct seg *s = w->dirty; s; s = s->next)
-				total += s->len;
-			d->total_dirty += total - w->dirty_bytes;
-			w->dirty_bytes = total;
-		} else {
-			rc = rc ? rc : (int)delta;
-		}
+		/* dirty_bytes recomputed: back + newer, overlaps removed */
+		merged = seg_merge_under(&w->dirty, back);
+		d->total_dirty += merged - w->dirty_bytes;
+		w->dirty_bytes = merged;
 		w->commits++;
 		if (rc < 0) {
 			w->err = rc;

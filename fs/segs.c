@@ -204,15 +204,6 @@ int seg_copy_range(const struct seg *s, uint64_t start, uint64_t end,
 	return 0;
 }
 
-/* Whether any seg of the sorted list s overlaps [off, end). */
-static bool seg_overlaps(const struct seg *s, uint64_t off, uint64_t end)
-{
-	for (; s && s->off < end; s = s->next)
-		if (s->off + s->len > off)
-			return true;
-	return false;
-}
-
 /* Put seg n into the sorted list *head; it overlaps none of its segs. */
 static void seg_link_sorted(struct seg **head, struct seg *n)
 {
@@ -225,35 +216,71 @@ static void seg_link_sorted(struct seg **head, struct seg *n)
 }
 
 /*
- * Segs written while a flush ran (*dirty) go on top of what the flush gave
- * back (back). A newer seg that overlaps nothing given back, the usual
- * case for an append, moves over as it is; only overlapping ones are
- * copied in by seg_insert. (Copying them all, under d->lock, was the
- * largest cost of a sequential write.)
+ * Take [off, end) out of the older segs of *head without allocating: a
+ * seg that holds all of it is returned for the caller to copy the newer
+ * bytes into (NULL otherwise); segs it covers are freed, segs it overlaps
+ * at one end are shortened.
  */
-ssize_t seg_merge_under(struct seg **dirty, struct seg *back)
+static struct seg *seg_cut_or_holder(struct seg **head, uint64_t off,
+				     uint64_t end)
+{
+	struct seg **pp = head;
+
+	while (*pp && (*pp)->off < end) {
+		struct seg *s = *pp;
+		uint64_t s_end = s->off + s->len;
+
+		if (s_end <= off) {
+			pp = &s->next;
+		} else if (s->off <= off && s_end >= end) {
+			return s;                       /* holds it all */
+		} else if (s->off < off) {              /* overlaps our start */
+			s->len = (size_t)(off - s->off);
+			pp = &s->next;
+		} else if (s_end > end) {               /* overlaps our end */
+			size_t cut = (size_t)(end - s->off);
+
+			memmove(s->buf, s->buf + cut, s->len - cut);
+			s->len -= cut;
+			s->off = end;
+			pp = &s->next;
+		} else {                                /* covered */
+			*pp = s->next;
+			free(s->buf);
+			free(s);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Segs written while a flush ran (*dirty) go on top of what the flush gave
+ * back (back). A newer seg moves over as it is (its buffer is not copied:
+ * copying them all, under d->lock, was the largest cost of a sequential
+ * write) after the older bytes it overlaps are cut away; one that lies
+ * inside a single older seg is copied into it instead. Neither needs a new
+ * allocation, so nothing can fail and no byte is lost.
+ */
+size_t seg_merge_under(struct seg **dirty, struct seg *back)
 {
 	struct seg *newer = *dirty;
-	ssize_t delta = 0, dd = 0;
+	size_t total = 0;
 
 	*dirty = back;
-	for (struct seg *s = back; s; s = s->next)
-		delta += (ssize_t)s->len;
 	while (newer) {
-		struct seg *s = newer;
+		struct seg *s = newer, *holder;
 
 		newer = s->next;
 		s->next = NULL;
-		if (dd >= 0 && !seg_overlaps(*dirty, s->off, s->off + s->len)) {
+		holder = seg_cut_or_holder(dirty, s->off, s->off + s->len);
+		if (holder) {
+			memcpy(holder->buf + (s->off - holder->off), s->buf, s->len);
+			seg_free_list(s);
+		} else {
 			seg_link_sorted(dirty, s);
-			delta += (ssize_t)s->len;
-			continue;
 		}
-		if (dd >= 0)
-			dd = seg_insert(dirty, s->off, s->buf, s->len);
-		if (dd >= 0)
-			delta += dd;
-		seg_free_list(s);
 	}
-	return dd < 0 ? dd : delta;
+	for (struct seg *s = *dirty; s; s = s->next)
+		total += s->len;
+	return total;
 }

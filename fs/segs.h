@@ -4,7 +4,7 @@
  * one list per layer (dirty, inflight) of each file it buffers.
  *
  * Pure data structure: no locking (the caller's lock guards a list), no
- * I/O. Allocation failures return -ENOMEM and leave the list as it was.
+ * I/O. Where an allocation fails, -ENOMEM, and the list is left as it was.
  */
 #ifndef CAIRN_SEGS_H
 #define CAIRN_SEGS_H
@@ -35,10 +35,8 @@ void seg_overlay(const struct seg *s, uint8_t *buf, uint64_t off, size_t len);
 int seg_copy_range(const struct seg *s, uint64_t start, uint64_t end,
 		   struct seg **out);
 /* Put back (older data) under *dirty (newer): back's bytes stay only where
- * no seg of *dirty lies. Newer segs that overlap nothing of back move over
- * without a copy. Returns the buffered bytes of the result, or -ENOMEM:
- * then the newer segs not yet merged are freed, their bytes lost (the
- * caller keeps the error for fsync and close). */
-ssize_t seg_merge_under(struct seg **dirty, struct seg *back);
+ * no seg of *dirty lies. Takes both lists; allocates nothing, so it cannot
+ * fail. Returns the buffered bytes of the result. */
+size_t seg_merge_under(struct seg **dirty, struct seg *back);
 
 #endif
