@@ -19,7 +19,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define READAHEAD_THREADS 4
+/* 8 blocks in flight: a cold GET costs the daemon three disk reads (slot
+ * directory, inode, block), and with 4 in flight a cold 2 GiB read left
+ * 1.5-1.7 of 8 CPU-seconds idle; with 8, 1.1-1.2 and 4 % more MB/s. */
+#define READAHEAD_THREADS 8
 #define READAHEAD_WINDOW (16u << 20)
 #define READAHEAD_QUEUE 128
 
