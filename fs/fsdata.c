@@ -267,9 +267,11 @@ static void release_block(struct fsdata *d, struct block_hold *h)
 
 /* Hold the block of extent e of ino: from the cache, from a read-ahead
  * worker fetching it, or from the cluster. 0 or -errno (-EIO for a block
- * no holder could give back, logged). */
+ * no holder could give back, logged; -EWOULDBLOCK when cached_only and it
+ * is not in the cache). */
 static int hold_block(struct fsdata *d, uint64_t ino,
-		      const struct meta_extent *e, struct block_hold *h)
+		      const struct meta_extent *e, bool cached_only,
+		      struct block_hold *h)
 {
 	struct fsctx *fs = d->fs;
 	uint8_t *data = NULL;
@@ -277,6 +279,8 @@ static int hold_block(struct fsdata *d, uint64_t ino,
 
 	memset(h, 0, sizeof(*h));
 	h->ce = bcache_get(fs->cache, e->addr);
+	if (!h->ce && cached_only)
+		return -EWOULDBLOCK;
 	/* A read-ahead worker may be fetching it right now: wait for that
 	 * rather than fetch it twice. */
 	if (!h->ce && d->ra && readahead_wait(d->ra, e->addr))
@@ -338,7 +342,7 @@ static int read_committed(struct fsdata *d, uint64_t ino, uint8_t *buf,
 			continue;
 		if (a > pos)    /* a hole before this extent */
 			memset(buf + (pos - off), 0, (size_t)(a - pos));
-		rc = hold_block(d, ino, e, &h);
+		rc = hold_block(d, ino, e, false, &h);
 		if (rc < 0)
 			break;
 		memcpy(buf + (a - off), h.data + (a - e->off), (size_t)(b - a));
@@ -360,16 +364,25 @@ static size_t clamp_to_size(uint64_t size, uint64_t off, size_t len)
 	return len > size - off ? (size_t)(size - off) : len;
 }
 
+/* The blocks a zero-copy read holds until its answer is sent. */
+struct read_hold {
+	size_t n;
+	struct block_hold h[FSDATA_READ_IOV_MAX];
+};
+
 ssize_t fsdata_read_direct(struct fsdata *d, uint64_t ino, size_t len,
-			   uint64_t off, const void **data, void **hold)
+			   uint64_t off, unsigned flags,
+			   struct iovec iov[FSDATA_READ_IOV_MAX], size_t *iovcnt,
+			   void **hold)
 {
+	bool cached_only = flags & FSDATA_READ_CACHED_ONLY;
 	struct meta_extent *ext = NULL;
-	struct block_hold *h;
-	uint64_t size;
+	struct read_hold *rh;
+	uint64_t size, pos;
 	size_t n = 0;
 	int rc;
 
-	*data = NULL;
+	*iovcnt = 0;
 	*hold = NULL;
 	pthread_mutex_lock(&d->lock);
 	rc = wfile_find(d, ino) ? -EAGAIN : 0;   /* writes not yet stored */
@@ -385,34 +398,60 @@ ssize_t fsdata_read_direct(struct fsdata *d, uint64_t ino, size_t len,
 	rc = meta_extents_get(d->fs->meta, ino, off, len, &ext, &n);
 	if (rc < 0)
 		return rc;
-	if (n != 1 || ext[0].off > off || ext[0].off + ext[0].len < off + len) {
-		free(ext);
-		return -EAGAIN;     /* a hole or more than one block */
+	/* Blocks that cover the range end to end, and not too many of
+	 * them; a hole is left to fsdata_read(). */
+	pos = off;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (ext[i].off > pos)
+			rc = -EAGAIN;
+		else if (ext[i].off + ext[i].len > pos)
+			pos = ext[i].off + ext[i].len;
 	}
-	h = malloc(sizeof(*h));
-	if (!h) {
+	if (rc == 0 && (n > FSDATA_READ_IOV_MAX || pos < off + len))
+		rc = -EAGAIN;
+	rh = rc == 0 ? calloc(1, sizeof(*rh)) : NULL;
+	if (rc == 0 && !rh)
+		rc = -ENOMEM;
+	if (rc < 0) {
 		free(ext);
-		return -ENOMEM;
+		return rc;
 	}
-	if (d->ra)
+	if (d->ra && !(flags & FSDATA_READ_NOTED))
 		readahead_note(d->ra, ino, off, len);
-	rc = hold_block(d, ino, &ext[0], h);
-	if (rc == 0) {
-		*data = h->data + (off - ext[0].off);
-		*hold = h;
-	} else {
-		free(h);
+	pos = off;
+	for (size_t i = 0; i < n && pos < off + len; i++) {
+		const struct meta_extent *e = &ext[i];
+		uint64_t end = e->off + e->len < off + len ? e->off + e->len : off + len;
+
+		if (end <= pos)
+			continue;
+		rc = hold_block(d, ino, e, cached_only, &rh->h[rh->n]);
+		if (rc < 0)
+			break;
+		iov[rh->n].iov_base = (void *)(rh->h[rh->n].data + (pos - e->off));
+		iov[rh->n].iov_len = (size_t)(end - pos);
+		rh->n++;
+		pos = end;
 	}
 	free(ext);
-	return rc < 0 ? rc : (ssize_t)len;
+	if (rc < 0) {
+		fsdata_read_done(d, rh);
+		return rc;
+	}
+	*iovcnt = rh->n;
+	*hold = rh;
+	return (ssize_t)len;
 }
 
 void fsdata_read_done(struct fsdata *d, void *hold)
 {
-	if (hold) {
-		release_block(d, hold);
-		free(hold);
-	}
+	struct read_hold *rh = hold;
+
+	if (!rh)
+		return;
+	for (size_t i = 0; i < rh->n; i++)
+		release_block(d, &rh->h[i]);
+	free(rh);
 }
 
 ssize_t fsdata_read(struct fsdata *d, uint64_t ino, void *buf, size_t len,

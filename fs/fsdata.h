@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #define FSDATA_FILE_FLUSH (8u << 20)
 #define FSDATA_TOTAL_DIRTY (48u << 20)
@@ -60,13 +61,23 @@ ssize_t fsdata_write(struct fsdata *d, uint64_t ino, const void *buf,
 		     size_t len, uint64_t off, uint64_t committed_size);
 /*
  * The zero-copy read of the common case: when [off, off+len) of a file with
- * no writes waiting to be stored lies inside one block, *data points into
- * that block, held until fsdata_read_done(d, *hold). Returns the bytes there
- * (short at end of file, 0 past it), -EAGAIN when fsdata_read() must do it
- * (a hole, several blocks, writes in flight), or another -errno.
+ * no writes waiting to be stored is covered by at most FSDATA_READ_IOV_MAX
+ * blocks without a hole, iov[0..*iovcnt) point into those blocks, held
+ * until fsdata_read_done(d, *hold). Returns the bytes there (short at end
+ * of file, 0 past it), -EAGAIN when fsdata_read() must do it (a hole, too
+ * many blocks, writes in flight), or another -errno.
+ * Flags: FSDATA_READ_CACHED_ONLY never waits for a block: -EWOULDBLOCK
+ * when one is not in the cache (read-ahead was told of the read all the
+ * same). FSDATA_READ_NOTED: read-ahead already knows of this read (the
+ * retry after a CACHED_ONLY attempt), do not tell it twice.
  */
+#define FSDATA_READ_IOV_MAX 32
+#define FSDATA_READ_CACHED_ONLY 1u
+#define FSDATA_READ_NOTED 2u
 ssize_t fsdata_read_direct(struct fsdata *d, uint64_t ino, size_t len,
-			   uint64_t off, const void **data, void **hold);
+			   uint64_t off, unsigned flags,
+			   struct iovec iov[FSDATA_READ_IOV_MAX], size_t *iovcnt,
+			   void **hold);
 void fsdata_read_done(struct fsdata *d, void *hold);
 /* Read into buf; returns the bytes read (short at end of file). */
 ssize_t fsdata_read(struct fsdata *d, uint64_t ino, void *buf, size_t len,

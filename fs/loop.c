@@ -45,9 +45,17 @@ struct lpool {
 	bool spawn_failed_logged;
 };
 
+/* The pool whose leader this thread is while it answers a request inline;
+ * NULL on every other thread, and once loop_may_block() gave the role up. */
+static __thread struct lpool *tl_leading;
+
 bool loop_answers_inline(unsigned opcode, bool setattr_size)
 {
 	switch (opcode) {
+	/* Answered from the block cache when every block is there; op_read
+	 * calls loop_may_block() before it waits for one. */
+	case FUSE_READ:
+		return true;
 	/* Metadata only: LMDB and the write buffers' lock, never the
 	 * network, never waiting for a flush. */
 	case FUSE_LOOKUP:
@@ -79,7 +87,7 @@ bool loop_answers_inline(unsigned opcode, bool setattr_size)
 	case FUSE_SETATTR:
 		return !setattr_size;   /* a truncate waits for a flush */
 	default:
-		/* read, write (back-pressure), fsync, statfs (asks the
+		/* write (back-pressure), fsync, statfs (asks the
 		 * cluster), forget (waits for a flush), init, destroy, and
 		 * whatever a newer kernel sends */
 		return false;
@@ -207,8 +215,15 @@ static void worker_loop(struct lpool *lp, bool may_retire)
 				break;
 			}
 			if (request_inline(&fb)) {
+				tl_leading = lp;
 				fuse_session_process_buf(lp->se, &fb);
-				continue;
+				if (tl_leading) {
+					tl_leading = NULL;
+					continue;
+				}
+				/* it gave the role up to wait: done leading */
+				pthread_mutex_lock(&lp->lock);
+				break;
 			}
 			pthread_mutex_lock(&lp->lock);
 			lp->has_leader = false;
@@ -225,6 +240,19 @@ out:
 	free(fb.mem);
 	lp->n_threads--;
 	pthread_cond_broadcast(&lp->gone);
+	pthread_mutex_unlock(&lp->lock);
+}
+
+void loop_may_block(void)
+{
+	struct lpool *lp = tl_leading;
+
+	if (!lp)
+		return;
+	tl_leading = NULL;
+	pthread_mutex_lock(&lp->lock);
+	lp->has_leader = false;
+	hand_off(lp);
 	pthread_mutex_unlock(&lp->lock);
 }
 

@@ -14,9 +14,12 @@
  *
  * Requests that cannot wait on the network or on a flush (lookups,
  * getattr, create, rename, xattrs, ...: see loop.c) are answered by the
- * leader itself. Any other (read, write, fsync, statfs, truncate, forget)
- * first hands the leader role to an idle thread (or a new one, up to
- * max_threads), so a slow request never stops the others being read.
+ * leader itself. Any other (write, fsync, statfs, truncate, forget) first
+ * hands the leader role to an idle thread (or a new one, up to
+ * max_threads), so a slow request never stops the others being read. A
+ * read is answered by the leader too when its blocks are in the cache;
+ * one that has to wait for a block hands the role off first
+ * (loop_may_block()).
  *
  * Ends when the filesystem is unmounted or fuse_session_exit() is called
  * (the signal handlers do), after every thread finished its request.
@@ -39,6 +42,12 @@ struct loop_opts {
 
 /* Run the session until it ends; 0, or -errno when the device failed. */
 int loop_run(struct fuse_session *se, const struct loop_opts *opts);
+
+/* For a request handler about to wait (on the network, on a flush): when
+ * the calling thread is the leader answering inline, another thread takes
+ * the leader role first, so requests keep being read meanwhile. A no-op on
+ * any other thread, and under libfuse's own loop (-s). */
+void loop_may_block(void);
 
 /* Whether the leader answers a request of this opcode itself (exposed for
  * tests). setattr_size: a SETATTR that changes the size (it waits for a

@@ -31,6 +31,7 @@
 #include "cluster/proto.h"
 #include "fs/fs.h"
 #include "fs/fsdata.h"
+#include "fs/loop.h"
 #include "fs/meta.h"
 
 #define ATTR_TIMEOUT 30.0
@@ -532,23 +533,35 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fsdata *data = fs_of(req)->data;
-	const void *direct;
+	struct iovec iov[FSDATA_READ_IOV_MAX];
+	size_t iovcnt;
 	void *hold;
 	uint8_t *buf;
 	ssize_t n;
 
 	(void)fi;
-	/* Most reads lie inside one block: answer straight from the block
-	 * cache, without a copy of our own. */
-	n = fsdata_read_direct(data, ino, size, (uint64_t)off, &direct, &hold);
+	/* Most reads are of stored blocks that read-ahead has cached: answer
+	 * straight from the block cache, without a copy of our own, and on
+	 * the loop's leader thread (no hand-off). Anything that has to wait
+	 * gives the leader role up first. */
+	n = fsdata_read_direct(data, ino, size, (uint64_t)off,
+			       FSDATA_READ_CACHED_ONLY, iov, &iovcnt, &hold);
+	if (n == -EWOULDBLOCK) {
+		loop_may_block();
+		n = fsdata_read_direct(data, ino, size, (uint64_t)off,
+				       FSDATA_READ_NOTED, iov, &iovcnt, &hold);
+	}
 	if (n != -EAGAIN) {
 		if (n < 0)
 			fuse_reply_err(req, (int)-n);
+		else if (n == 0)
+			fuse_reply_buf(req, NULL, 0);
 		else
-			fuse_reply_buf(req, direct, (size_t)n);
+			fuse_reply_iov(req, iov, (int)iovcnt);
 		fsdata_read_done(data, hold);
 		return;
 	}
+	loop_may_block();
 	buf = malloc(size ? size : 1);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
