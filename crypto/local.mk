@@ -4,6 +4,7 @@ noinst_LIBRARIES += crypto/libcairncrypto.a
 crypto_libcairncrypto_a_SOURCES = \
 	crypto/aead.c crypto/aead.h \
 	crypto/blake2b.c crypto/blake2b.h \
+	crypto/evpmac.c crypto/evpmac.h \
 	crypto/keys.c crypto/keys.h \
 	crypto/poly1305.c crypto/poly1305.h \
 	crypto/seal.c crypto/seal.h \

@@ -3,55 +3,27 @@
  */
 #include "crypto/poly1305.h"
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <openssl/evp.h>
 #include <sodium.h>
+
+#include "crypto/evpmac.h"
 
 _Static_assert(POLY1305_TAG_BYTES == crypto_onetimeauth_BYTES, "tag");
 _Static_assert(POLY1305_KEY_BYTES == crypto_onetimeauth_KEYBYTES, "key");
 
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static pthread_key_t ctx_key;
-static EVP_MAC *mac;             /* NULL: libsodium */
-static bool have_key;
-
-static void ctx_destroy(void *ctx)
-{
-	EVP_MAC_CTX_free(ctx);
-}
+static struct evpmac mac = EVPMAC_INIT("POLY1305");
 
 static void setup(void)
 {
-	mac = EVP_MAC_fetch(NULL, "POLY1305", NULL);
-	have_key = pthread_key_create(&ctx_key, ctx_destroy) == 0;
-}
-
-/* This thread's context, made on first use; NULL: use libsodium. */
-static EVP_MAC_CTX *thread_ctx(void)
-{
-	EVP_MAC_CTX *ctx;
-
-	pthread_once(&once, setup);
-	if (!mac || !have_key)
-		return NULL;
-	ctx = pthread_getspecific(ctx_key);
-	if (!ctx) {
-		ctx = EVP_MAC_CTX_new(mac);
-		if (ctx && pthread_setspecific(ctx_key, ctx) != 0) {
-			EVP_MAC_CTX_free(ctx);
-			ctx = NULL;
-		}
-	}
-	return ctx;
+	evpmac_setup(&mac);
 }
 
 void poly1305_iov(uint8_t tag[POLY1305_TAG_BYTES], const struct iovec *iov,
 		  int iovcnt, const uint8_t key[POLY1305_KEY_BYTES])
 {
-	EVP_MAC_CTX *ctx = thread_ctx();
+	EVP_MAC_CTX *ctx = evpmac_thread_ctx(&mac, setup);
 	crypto_onetimeauth_state st;
 	size_t out = 0;
 	bool ok;
