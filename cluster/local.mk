@@ -9,7 +9,7 @@ cluster_libcluster_a_SOURCES = \
 	cluster/blockio.c cluster/blockio.h \
 	cluster/chunkio.c cluster/chunkio.h \
 	cluster/clientconf.c cluster/clientconf.h \
-	cluster/alloc.h cluster/monotime.h
+	cluster/alloc.h cluster/monotime.h cluster/threadname.h
 cluster_libcluster_a_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS) $(INIH_CFLAGS)
 CLUSTER_LIBS = cluster/libcluster.a $(CRYPTO_LIBS) $(INIH_LIBS) $(PTHREAD_LIBS)
 

@@ -38,6 +38,7 @@
 
 #include "cluster/log.h"
 #include "cluster/proto.h"
+#include "cluster/threadname.h"
 
 enum { CALL_IDLE, CALL_PENDING, CALL_DONE };
 
@@ -405,6 +406,8 @@ static void *reader_main(void *arg)
 	struct conn *c = arg;
 	struct pool *p = c->pool;
 	int err = 0;
+
+	thread_name("net-reader");
 
 	for (;;) {
 		uint8_t hb[PROTO_HEADER_BYTES], tag[HS_TAG_BYTES];

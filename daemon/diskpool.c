@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "cluster/threadname.h"
+
 struct diskpool {
 	struct ev_loop *loop;
 	ev_async wake;
@@ -26,6 +28,8 @@ struct diskpool {
 static void *worker_main(void *arg)
 {
 	struct diskpool *dp = arg;
+
+	thread_name("disk-worker");
 
 	pthread_mutex_lock(&dp->lock);
 	for (;;) {

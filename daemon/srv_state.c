@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cluster/log.h"
+#include "cluster/threadname.h"
 
 /* ---------- small file helpers ---------- */
 
@@ -254,6 +255,8 @@ out:
 void *srv_gossip_main(void *arg)
 {
 	struct srv *s = arg;
+
+	thread_name("gossip");
 
 	for (;;) {
 		struct timespec ts;

@@ -46,6 +46,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "cluster/threadname.h"
+
 #define STORE_SLOTS 16384u
 /* CRB2: the checksum is XXH3-128, which runs at memory speed; CRB1 (the
  * first format, still read) used BLAKE2b-128, which capped every GET and
@@ -406,6 +408,8 @@ static void commit_batch(struct store *st, struct put_entry *batch)
 static void *committer_main(void *arg)
 {
 	struct store *st = arg;
+
+	thread_name("store-commit");
 
 	pthread_mutex_lock(&st->put_lock);
 	for (;;) {

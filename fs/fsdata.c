@@ -31,6 +31,7 @@
 #include "chunker/chunker.h"
 #include "cluster/log.h"
 #include "cluster/monotime.h"
+#include "cluster/threadname.h"
 #include "fs/fs.h"
 #include "fs/meta.h"
 
@@ -1003,6 +1004,8 @@ static void *flusher_main(void *arg)
 {
 	struct fsdata *d = arg;
 
+	thread_name("fs-flush");
+
 	pthread_mutex_lock(&d->lock);
 	for (;;) {
 		struct wfile *w;
@@ -1316,6 +1319,8 @@ static void *deleter_main(void *arg)
 	struct fsdata *d = arg;
 	uint8_t addrs[64][32];
 	int errs[64];
+
+	thread_name("fs-delete");
 
 	for (;;) {
 		size_t n;

@@ -26,6 +26,7 @@
 
 #include "cluster/log.h"
 #include "cluster/monotime.h"
+#include "cluster/threadname.h"
 
 #define LOOP_POLL_MS 500
 
@@ -258,6 +259,7 @@ void loop_may_block(void)
 
 static void *worker_main(void *arg)
 {
+	thread_name("fs-fuse");
 	worker_loop(arg, true);
 	return NULL;
 }

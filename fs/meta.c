@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "cluster/log.h"
+#include "cluster/threadname.h"
 
 /* --- encoding ------------------------------------------------------------ */
 
@@ -207,6 +208,8 @@ int meta_sync(struct meta *m)
 static void *committer_main(void *arg)
 {
 	struct meta *m = arg;
+
+	thread_name("fs-meta-commit");
 
 	pthread_mutex_lock(&m->lock);
 	while (!m->stopping) {

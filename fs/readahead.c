@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cluster/chunkio.h"
+#include "cluster/threadname.h"
 #include "fs/bcache.h"
 #include "fs/fs.h"
 #include "fs/meta.h"
@@ -50,6 +51,8 @@ static void *ra_main(void *arg)
 	struct ra_worker *w = arg;
 	struct readahead *ra = w->ra;
 	struct fsctx *fs = ra->fs;
+
+	thread_name("fs-readahead");
 
 	pthread_mutex_lock(&ra->lock);
 	for (;;) {

@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "cluster/threadname.h"
+
 struct wp_job {
 	size_t n, next, done;
 	void (*fn)(void *arg, size_t i);
@@ -60,6 +62,8 @@ static void finish_locked(struct workpool *wp, struct wp_job *j)
 static void *wp_main(void *arg)
 {
 	struct workpool *wp = arg;
+
+	thread_name("fs-workpool");
 
 	pthread_mutex_lock(&wp->lock);
 	for (;;) {

@@ -7,7 +7,8 @@
 # not in the cache returns an error within the call timeout instead of
 # hanging, stat, mkdir, touch, setfattr, rename and ls keep answering
 # meanwhile, and once they are thawed the same read succeeds; an idle
-# mount uses no CPU.
+# mount uses no CPU; the threads of cairnfs and cairnd carry names that
+# tell them apart (top -H, ps -L, perf).
 . "$srcdir/tests/integ/lib.sh"
 integ_init
 . "$srcdir/tests/integ/fslib.sh"
@@ -28,6 +29,16 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$FS_PID/stat"; }
 c0=$(cpu_ticks); sleep 3; c1=$(cpu_ticks)
 figure idle_mount_cpu_ticks_3s "$((c1 - c0))" ticks
 [ $((c1 - c0)) -le 30 ] || fail "an idle mount used $((c1 - c0)) clock ticks of CPU in 3 s"
+
+thread_names() { cat /proc/"$1"/task/*/comm | sort -u | tr '\n' ' '; }
+names=$(thread_names "$FS_PID")
+for n in fs-flush fs-delete fs-meta-commit fs-readahead fs-workpool; do
+	case " $names" in *" $n "*) ;; *) fail "cairnfs has no thread named $n: $names" ;; esac
+done
+names=$(thread_names "$(daemon_pid 1)")
+for n in disk-worker store-commit; do
+	case " $names" in *" $n "*) ;; *) fail "cairnd has no thread named $n: $names" ;; esac
+done
 
 # Frozen daemons: an uncached read must not hang, and while it waits on
 # the network the mount keeps answering what needs no daemon (the request
