@@ -268,8 +268,8 @@ static void release_block(struct fsdata *d, struct block_hold *h)
 
 /* Hold the block of extent e of ino: from the cache, from a read-ahead
  * worker fetching it, or from the cluster. 0 or -errno (-EIO for a block
- * no holder could give back, logged; -EWOULDBLOCK when cached_only and it
- * is not in the cache). */
+ * no holder could give back, logged; -ENODATA when cached_only and it is
+ * not in the cache). */
 static int hold_block(struct fsdata *d, uint64_t ino,
 		      const struct meta_extent *e, bool cached_only,
 		      struct block_hold *h)
@@ -281,7 +281,7 @@ static int hold_block(struct fsdata *d, uint64_t ino,
 	memset(h, 0, sizeof(*h));
 	h->ce = bcache_get(fs->cache, e->addr);
 	if (!h->ce && cached_only)
-		return -EWOULDBLOCK;
+		return -ENODATA;
 	/* A read-ahead worker may be fetching it right now: wait for that
 	 * rather than fetch it twice. */
 	if (!h->ce && d->ra && readahead_wait(d->ra, e->addr))

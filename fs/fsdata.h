@@ -66,10 +66,12 @@ ssize_t fsdata_write(struct fsdata *d, uint64_t ino, const void *buf,
  * until fsdata_read_done(d, *hold). Returns the bytes there (short at end
  * of file, 0 past it), -EAGAIN when fsdata_read() must do it (a hole, too
  * many blocks, writes in flight), or another -errno.
- * Flags: FSDATA_READ_CACHED_ONLY never waits for a block: -EWOULDBLOCK
- * when one is not in the cache (read-ahead was told of the read all the
- * same). FSDATA_READ_NOTED: read-ahead already knows of this read (the
- * retry after a CACHED_ONLY attempt), do not tell it twice.
+ * Flags:
+ * - FSDATA_READ_CACHED_ONLY never waits for a block: -ENODATA when one
+ *   is not in the cache (read-ahead was told of the read all the same).
+ *   Not -EWOULDBLOCK: on Linux that is -EAGAIN, the copy-path answer.
+ * - FSDATA_READ_NOTED: read-ahead already knows of this read (the retry
+ *   after a CACHED_ONLY attempt); do not tell it twice.
  */
 #define FSDATA_READ_IOV_MAX 32
 #define FSDATA_READ_CACHED_ONLY 1u

@@ -546,7 +546,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	 * gives the leader role up first. */
 	n = fsdata_read_direct(data, ino, size, (uint64_t)off,
 			       FSDATA_READ_CACHED_ONLY, iov, &iovcnt, &hold);
-	if (n == -EWOULDBLOCK) {
+	if (n == -ENODATA) {
 		loop_may_block();
 		n = fsdata_read_direct(data, ino, size, (uint64_t)off,
 				       FSDATA_READ_NOTED, iov, &iovcnt, &hold);
