@@ -15,7 +15,6 @@
  * during a network write, which is bounded by SO_SNDTIMEO.
  */
 #include "cluster/pool.h"
-#include "cluster/monotime.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,6 +36,7 @@
 #include <sodium.h>
 
 #include "cluster/log.h"
+#include "cluster/monotime.h"
 #include "cluster/proto.h"
 #include "cluster/threadname.h"
 
