@@ -12,6 +12,12 @@
  * -ETIMEDOUT / -ECONNRESET and the connection is dropped and re-opened on
  * the next use. No lock is held across a network wait.
  *
+ * A node that has just timed out (a hung daemon, a dropped network) is
+ * not waited on for a full timeout again and again: until a connection to
+ * it succeeds, a new one gets the short probe deadline, and callers that
+ * queued behind a connect to it share that connect's failure instead of
+ * each trying in turn. A daemon that comes back answers the next probe.
+ *
  * Thread-safety: all functions may be called from any thread.
  */
 #ifndef CAIRN_POOL_H
@@ -28,6 +34,9 @@ struct pool_opts {
 	int connect_timeout_ms;    /* default 3000 */
 	int call_timeout_ms;       /* default 30000; per call, from sending */
 	unsigned max_inflight;     /* per connection, default 256; more waits */
+	int probe_timeout_ms;      /* default 1000, at most connect_timeout_ms:
+				    * the connect and handshake deadline for a
+				    * node that has just timed out */
 };
 
 /* What a daemon announced in its handshake. */

@@ -89,6 +89,7 @@ struct tsrv {
 	atomic_bool close_next;    /* close the connection on the next request */
 	atomic_bool tamper_next;   /* flip a payload byte of the next answer */
 	atomic_bool half_next;     /* send half a header for the next request, then stall */
+	atomic_bool mute_hello;    /* accept connections, answer no HELLO */
 	atomic_int accepted;
 	atomic_int requests;
 	pthread_mutex_t lock;      /* store, map, conns */
@@ -351,6 +352,8 @@ static void *ts_conn_main(void *arg)
 	struct ts_ans batch[8];
 	int nb = 0;
 
+	while (atomic_load(&s->mute_hello) && !atomic_load(&s->stop))
+		usleep(5 * 1000);
 	if (ts_hello(c, &hs))
 		goto out;
 	for (;;) {
@@ -816,6 +819,73 @@ static void slow_handshake_does_not_hold_up_other_nodes(void **state)
 	ts_stop(s);
 }
 
+struct ping_arg {
+	struct pool *p;
+	const char *node;
+	pthread_t th;
+	int rc;
+};
+
+static void *ping_main(void *arg)
+{
+	struct ping_arg *a = arg;
+
+	a->rc = ping(a->p, a->node);
+	return NULL;
+}
+
+static void a_hung_node_gets_short_probes_that_its_callers_share(void **state)
+{
+	struct tsrv *s = ts_start(secret_a);
+	struct pool_opts o = { .call_timeout_ms = 300, .connect_timeout_ms = 3000,
+			       .probe_timeout_ms = 300 };
+	struct ping_arg a[8];
+	struct pool *p;
+	int64_t t0, dt;
+
+	(void)state;
+	assert_int_equal(pool_new(secret_a, &o, &p), 0);
+	assert_int_equal(ping(p, s->addr), 0);
+	/* The daemon hangs: the call times out, and so would every new
+	 * connection's handshake, for the full 3 s each without probes. */
+	atomic_store(&s->mute_hello, true);
+	atomic_store(&s->silent, true);
+	assert_int_equal(ping(p, s->addr), -ETIMEDOUT);
+	/* Eight callers at once: one probe of 300 ms, its failure shared.
+	 * (In turn, with the full timeout: 24 s; in turn with probes: 2.4 s.) */
+	t0 = now_ms();
+	for (int i = 0; i < 8; i++) {
+		a[i] = (struct ping_arg){ .p = p, .node = s->addr };
+		assert_int_equal(pthread_create(&a[i].th, NULL, ping_main, &a[i]), 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(a[i].th, NULL);
+		assert_int_equal(a[i].rc, -ETIMEDOUT);
+	}
+	dt = now_ms() - t0;
+	assert_true(dt >= 250);
+	assert_true(dt < 1500);
+	/* Connections: the first, and a probe or two (a caller that came
+	 * after a probe failed starts the next) — not one per caller. */
+	assert_in_range(atomic_load(&s->accepted), 2, 4);
+	/* It is back: the next call's probe succeeds at once; no lock-out. */
+	atomic_store(&s->mute_hello, false);
+	atomic_store(&s->silent, false);
+	t0 = now_ms();
+	assert_int_equal(ping(p, s->addr), 0);
+	assert_true(now_ms() - t0 < 300);
+	/* And it is trusted again: a connect gets the full timeout. */
+	atomic_store(&s->mute_hello, true);
+	assert_int_equal(pool_peer(p, s->addr, &(struct pool_peer_info){ 0 }), 0);
+	pool_forget(p, s->addr);
+	t0 = now_ms();
+	assert_int_equal(ping(p, s->addr), -ETIMEDOUT);
+	assert_true(now_ms() - t0 >= 2900);
+	atomic_store(&s->mute_hello, false);
+	pool_free(p);
+	ts_stop(s);
+}
+
 /* --- blockio against three servers with a signed map --------------------- */
 
 struct bio_fixture {
@@ -1227,6 +1297,7 @@ int main(void)
 		cmocka_unit_test(server_closing_mid_call_resets_and_next_call_reconnects),
 		cmocka_unit_test(tampered_answer_is_rejected_and_connection_dropped),
 		cmocka_unit_test(refused_and_missing_answers_map_to_errno),
+		cmocka_unit_test(a_hung_node_gets_short_probes_that_its_callers_share),
 		cmocka_unit_test(slow_handshake_does_not_hold_up_other_nodes),
 		cmocka_unit_test(blockio_follows_the_signed_map),
 		cmocka_unit_test(blockio_with_an_owner_down_fails_over_and_honours_the_quorum),
