@@ -720,6 +720,21 @@ int blockio_get(struct blockio *b, const uint8_t addr[32], unsigned skip,
 	return rc;
 }
 
+bool blockio_holder_hung(struct blockio *b, const uint8_t addr[32],
+			 unsigned skip)
+{
+	struct bio_map *bm = map_get(b);
+	uint16_t h[2 * CMAP_MAX_WIDTH];
+	bool hung = false;
+
+	if (!bm)
+		return false;
+	if (skip < holders(bm->m, slot_of_addr(addr), h))
+		hung = pool_node_hung(b->pool, cmap_node(bm->m, h[skip])->addr);
+	map_put(b, bm);
+	return hung;
+}
+
 /* --- HAS ----------------------------------------------------------------- */
 
 /* One HAS request: addrs[idx[0..k)], all owned by one node. */

@@ -95,6 +95,10 @@ int blockio_batch_finish(struct blockio_batch *bt, int *errs);
  */
 int blockio_get(struct blockio *b, const uint8_t addr[32], unsigned skip,
 		uint8_t **blk, size_t *len) __attribute__((warn_unused_result));
+/* Whether holder number `skip` of addr is a node that just timed out
+ * (pool_node_hung): worth trying after the others. False past the last. */
+bool blockio_holder_hung(struct blockio *b, const uint8_t addr[32],
+			 unsigned skip);
 
 /* Which of the addrs every owner holds (has[i] = true): one HAS per owner
  * and PROTO_HAS_MAX addresses, pipelined. An owner that cannot answer counts

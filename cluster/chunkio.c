@@ -134,73 +134,111 @@ int chunkio_put(struct chunkio *io, const void *chunk, size_t len,
 	return 0;
 }
 
+/* The ways one try at a holder can end, besides a plaintext length. */
+enum { TRY_NEXT = -1000, TRY_NO_MORE = -1001 };
+
+/* Fetch and open addr's copy at holder `skip`: the plaintext length, a
+ * final error (-ENOBUFS, -ENOMEM), TRY_NO_MORE past the last holder, or
+ * TRY_NEXT (absent, out of reach or corrupt there: *last_err and *corrupt
+ * say which). */
+static ssize_t fetch_from(struct chunkio *io, struct seal_ctx *ctx,
+			  const uint8_t addr[32], unsigned skip, void *out,
+			  size_t cap, uint8_t **alloced, int *last_err,
+			  unsigned *corrupt)
+{
+	uint8_t *blk = NULL;
+	size_t blen = 0;
+	ssize_t n;
+	int rc;
+
+	rc = blockio_get(io->b, addr, skip, &blk, &blen);
+	if (rc == -ENODATA)
+		return TRY_NO_MORE;
+	if (rc < 0) {
+		/* a holder without it, or out of reach: the next one; a
+		 * transport error is more telling than "absent" */
+		if (rc != -ENOENT)
+			*last_err = rc;
+		return TRY_NEXT;
+	}
+	if (alloced) {
+		struct seal_info info;
+
+		/* A copy that does not parse fails seal_open below the same
+		 * way: size the buffer only when it does. */
+		cap = seal_peek(blk, blen, &info) == 0 ? info.plain_len : 0;
+		out = malloc(cap ? cap : 1);
+		if (!out) {
+			free(blk);
+			return -ENOMEM;
+		}
+	}
+	n = seal_open(ctx, io->k, addr, blk, blen, out, cap);
+	free(blk);
+	if (alloced) {
+		if (n >= 0)
+			*alloced = out;
+		else
+			free(out);
+	}
+	if (n >= 0) {
+		atomic_fetch_add(&io->gets, 1);
+		atomic_fetch_add(&io->get_plain, (uint64_t)n);
+		atomic_fetch_add(&io->get_stored, blen);
+		return n;
+	}
+	if (n == -ENOBUFS)
+		return n;
+	(*corrupt)++;
+	atomic_fetch_add(&io->corrupt, 1);
+	char hex[65];
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", addr[i]);
+	log_warn("block %s: copy %u does not open (%s); trying the next holder",
+		 hex, skip, n == -EBADMSG ? "corrupt or stored under another address" :
+		 n == -EKEYREJECTED ? "sealed with another volume's key" :
+		 n == -ENOTSUP ? "unknown format version" : "malformed");
+	return TRY_NEXT;
+}
+
 /*
- * The fetch loop behind chunkio_get() and chunkio_get_alloc(): with
- * *alloced non-NULL (out NULL), each copy is opened into a buffer of exactly
- * its plaintext length, handed to the caller on success.
+ * Fetch addr from its holders in order until a copy opens; out/cap as
+ * chunkio_get, or (alloced set) a buffer of the plaintext's exact size,
+ * its plaintext length, handed to the caller on success. A holder that
+ * just timed out (a hung daemon: pool_node_hung) is tried after the
+ * others: with one of three daemons frozen, every block it owned first
+ * otherwise cost a probe of it before the next holder was asked.
  */
 static ssize_t chunkio_fetch(struct chunkio *io, const uint8_t addr[32],
 			     void *out, size_t cap, uint8_t **alloced)
 {
 	struct seal_ctx *ctx = chunkio_ctx(io);
+	unsigned hung[2 * CMAP_MAX_WIDTH], n_hung = 0, corrupt = 0;
 	int last_err = -ENOENT;
-	unsigned corrupt = 0;
+	ssize_t n;
 
 	if (!ctx)
 		return -ENOMEM;
 	for (unsigned skip = 0;; skip++) {
-		uint8_t *blk = NULL;
-		size_t blen = 0;
-		ssize_t n;
-		int rc;
-
-		rc = blockio_get(io->b, addr, skip, &blk, &blen);
-		if (rc == -ENODATA)
-			break;          /* no more holders to try */
-		if (rc < 0) {
-			/* a holder without it, or out of reach: the next one;
-			 * a transport error is more telling than "absent" */
-			if (rc != -ENOENT)
-				last_err = rc;
+		if (n_hung < 2 * CMAP_MAX_WIDTH &&
+		    blockio_holder_hung(io->b, addr, skip)) {
+			hung[n_hung++] = skip;
 			continue;
 		}
-		if (alloced) {
-			struct seal_info info;
-
-			/* A copy that does not parse fails seal_open below
-			 * the same way: size the buffer only when it does. */
-			cap = seal_peek(blk, blen, &info) == 0 ? info.plain_len : 0;
-			out = malloc(cap ? cap : 1);
-			if (!out) {
-				free(blk);
-				return -ENOMEM;
-			}
-		}
-		n = seal_open(ctx, io->k, addr, blk, blen, out, cap);
-		free(blk);
-		if (alloced) {
-			if (n >= 0)
-				*alloced = out;
-			else
-				free(out);
-		}
-		if (n >= 0) {
-			atomic_fetch_add(&io->gets, 1);
-			atomic_fetch_add(&io->get_plain, (uint64_t)n);
-			atomic_fetch_add(&io->get_stored, blen);
+		n = fetch_from(io, ctx, addr, skip, out, cap, alloced,
+			       &last_err, &corrupt);
+		if (n == TRY_NO_MORE)
+			break;
+		if (n != TRY_NEXT)
 			return n;
-		}
-		if (n == -ENOBUFS)
+	}
+	for (unsigned i = 0; i < n_hung; i++) {
+		n = fetch_from(io, ctx, addr, hung[i], out, cap, alloced,
+			       &last_err, &corrupt);
+		if (n == TRY_NO_MORE)
+			break;
+		if (n != TRY_NEXT)
 			return n;
-		corrupt++;
-		atomic_fetch_add(&io->corrupt, 1);
-		char hex[65];
-		for (int i = 0; i < 32; i++)
-			snprintf(hex + 2 * i, 3, "%02x", addr[i]);
-		log_warn("block %s: copy %u does not open (%s); trying the next holder",
-			 hex, skip, n == -EBADMSG ? "corrupt or stored under another address" :
-			 n == -EKEYREJECTED ? "sealed with another volume's key" :
-			 n == -ENOTSUP ? "unknown format version" : "malformed");
 	}
 	return corrupt ? -EIO : last_err;
 }

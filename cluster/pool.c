@@ -727,6 +727,18 @@ void pool_forget(struct pool *p, const char *node)
 	pthread_mutex_unlock(&p->lock);
 }
 
+bool pool_node_hung(struct pool *p, const char *node)
+{
+	struct trouble *t;
+	bool hung;
+
+	pthread_mutex_lock(&p->lock);
+	t = trouble_find_locked(p, node);
+	hung = t && t->timed_out;
+	pthread_mutex_unlock(&p->lock);
+	return hung;
+}
+
 /* --- calls --------------------------------------------------------------- */
 
 static void call_fail(struct pool *p, struct pool_call *call, int err)

@@ -24,6 +24,7 @@
 #define CAIRN_POOL_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -96,5 +97,8 @@ int pool_run(struct pool *p, struct pool_call *calls, size_t n);
 int pool_peer(struct pool *p, const char *node, struct pool_peer_info *out);
 /* Drop the connection to node (the next call reconnects). */
 void pool_forget(struct pool *p, const char *node);
+/* Whether node's last connect or call timed out and no connect to it has
+ * succeeded since (a hung daemon): callers with a choice try others first. */
+bool pool_node_hung(struct pool *p, const char *node);
 
 #endif
