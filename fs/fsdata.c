@@ -50,6 +50,14 @@
  */
 #define GATHER_MS 10
 #define GATHER_SMALL (1u << 20)
+/* A failed flush goes again after 1, 2, 4, 8, then every 10 s; idle
+ * flushers look for due retries this often while any is waiting. */
+#define RETRY_FIRST_MS 1000
+#define RETRY_MAX_MS 10000
+#define RETRY_SCAN_MS 250
+/* How long writes wait, rather than fail, while a file's flushes fail for
+ * want of a daemon (flush_failure_waits). */
+#define WRITE_WAIT_MS 120000
 
 #define SCRATCH_SPARES 1
 
@@ -78,6 +86,9 @@ struct wfile {
 	uint64_t commits;            /* bumped at each commit (readers retry) */
 	bool queued, busy, final;
 	int err;                     /* kept upload/commit error */
+	int64_t retry_at;            /* ms; a failed flush goes again then (0: none) */
+	int64_t failing_since;       /* ms, first failed flush of the streak */
+	unsigned retries;            /* failed flushes in a row */
 	struct wfile *hnext, *qnext;
 };
 
@@ -94,6 +105,8 @@ struct fsdata {
 	unsigned q_len;
 	int64_t gather_start;        /* ms, when the queue last became non-empty */
 	bool gather_done;            /* the queue goes now (until it empties) */
+	bool retry_scan;             /* a file's flush failed: idle flushers
+				      * look for due retries (retry_due) */
 	unsigned urgent;             /* callers waiting for a flush: no gathering */
 	struct scratch spare[SCRATCH_SPARES]; /* idle flushers' span buffers */
 	unsigned n_spare;
@@ -219,6 +232,41 @@ static void urgent_end(struct fsdata *d)
 	d->urgent--;
 }
 
+/*
+ * A flush that failed (daemons out of reach, a full cluster) leaves its
+ * data buffered; it goes again after a pause that doubles up to
+ * RETRY_MAX_MS, so the data reaches the cluster once it is back, with no
+ * fsync needed, and writers held by the buffer bound go on. Caller holds
+ * d->lock.
+ */
+static int64_t retry_delay_ms(unsigned retries)
+{
+	return retries >= 4 ? RETRY_MAX_MS : (int64_t)RETRY_FIRST_MS << retries;
+}
+
+/* Queue the files whose retry is due; clears d->retry_scan when none is
+ * left waiting. Caller holds d->lock. */
+static void retry_due(struct fsdata *d)
+{
+	int64_t now = mono_ms();
+	bool waiting = false;
+
+	for (size_t b = 0; b < FILE_BUCKETS; b++) {
+		for (struct wfile *w = d->files[b]; w; w = w->hnext) {
+			if (!w->retry_at)
+				continue;
+			if (!w->dirty && !w->busy) {
+				w->retry_at = 0;     /* nothing left to store */
+				continue;
+			}
+			waiting = true;
+			if (now >= w->retry_at && !w->busy)
+				wfile_enqueue(d, w, false);
+		}
+	}
+	d->retry_scan = waiting;
+}
+
 /* Wait for a file to flush: returns with the queue's head to take, or NULL
  * when stopping with nothing queued. Caller holds d->lock. */
 static struct wfile *flusher_wait(struct fsdata *d)
@@ -230,7 +278,13 @@ static struct wfile *flusher_wait(struct fsdata *d)
 		if (!d->qhead) {
 			if (d->stopping)
 				return NULL;
-			pthread_cond_wait(&d->work, &d->lock);
+			if (!d->retry_scan) {
+				pthread_cond_wait(&d->work, &d->lock);
+				continue;
+			}
+			ts = mono_timespec_ms(mono_ms() + RETRY_SCAN_MS);
+			pthread_cond_timedwait(&d->work, &d->lock, &ts);
+			retry_due(d);
 			continue;
 		}
 		if (queue_goes_now(d))
@@ -505,13 +559,37 @@ ssize_t fsdata_read(struct fsdata *d, uint64_t ino, void *buf, size_t len,
 
 /* --- writes -------------------------------------------------------------- */
 
+/*
+ * Whether w's failed flush should hold writes back rather than fail them:
+ * a daemon out of reach (hung, restarting, a network cut) is usually back
+ * soon, and failing a WRITE drops the pages the kernel sends in it (they
+ * were already acknowledged to the application: writeback cache). Up to
+ * WRITE_WAIT_MS; after that, and for errors a retry will not cure (a full
+ * cluster), the write fails as it did: a dead daemon must not hang the
+ * mount for good. Caller holds d->lock.
+ */
+static bool flush_failure_waits(const struct wfile *w)
+{
+	switch (w->err) {
+	case -ETIMEDOUT:
+	case -ECONNREFUSED:
+	case -ECONNRESET:
+	case -EHOSTUNREACH:
+	case -ENETUNREACH:
+	case -EHOSTDOWN:
+	case -EPIPE:
+		return mono_ms() - w->failing_since < WRITE_WAIT_MS;
+	default:
+		return false;
+	}
+}
+
 ssize_t fsdata_write(struct fsdata *d, uint64_t ino, const void *buf,
 		     size_t len, uint64_t off, uint64_t committed_size)
 {
 	struct wfile *w;
 	ssize_t delta;
 	bool waited = false;
-	int rc = 0;
 
 	pthread_mutex_lock(&d->lock);
 	w = wfile_get(d, ino, committed_size);
@@ -519,23 +597,39 @@ ssize_t fsdata_write(struct fsdata *d, uint64_t ino, const void *buf,
 		pthread_mutex_unlock(&d->lock);
 		return -ENOMEM;
 	}
-	/* Back-pressure: wait while everything buffered is over the bound,
-	 * unless the flush of this very file failed (then say so). */
+	/*
+	 * Back-pressure: wait while everything buffered is over the bound.
+	 * A failed flush of this file ends the wait with its error only when
+	 * waiting will not help (flush_failure_waits): refusing a WRITE made
+	 * the kernel drop its pages, and a file copied while a daemon hung
+	 * for a few seconds read back with 13 MB of zeros. Otherwise the
+	 * error waits for fsync and close, the data for a retry (retry_due).
+	 */
 	while (d->total_dirty + len > FSDATA_TOTAL_DIRTY && d->total_dirty > 0 &&
-	       !w->err) {
+	       (!w->err || flush_failure_waits(w))) {
 		/* Over the bound with no flush running or queued: what is
 		 * left is held back for content-defined cuts (flush_file).
-		 * Memory comes first: flush this file's held data too. */
-		wfile_enqueue(d, w, waited && !d->flushing && !d->qhead);
+		 * Memory comes first: flush this file's held data too. A
+		 * failed file goes at its retry time, not in a loop here,
+		 * and its wait is timed: WRITE_WAIT_MS may pass. */
+		if (!w->retry_at)
+			wfile_enqueue(d, w, waited && !d->flushing && !d->qhead);
 		waited = true;
 		w->pins++;
 		urgent_begin(d);
-		pthread_cond_wait(&d->changed, &d->lock);
+		if (w->err) {
+			struct timespec ts = mono_timespec_ms(mono_ms() + 1000);
+
+			pthread_cond_timedwait(&d->changed, &d->lock, &ts);
+		} else {
+			pthread_cond_wait(&d->changed, &d->lock);
+		}
 		urgent_end(d);
 		w->pins--;
 	}
-	if (w->err) {
-		rc = w->err;
+	if (w->err && !flush_failure_waits(w)) {
+		ssize_t rc = w->err;
+
 		w->err = 0;            /* reported once; data stays buffered */
 		wfile_enqueue(d, w, false);
 		pthread_mutex_unlock(&d->lock);
@@ -1051,11 +1145,20 @@ static void *flusher_main(void *arg)
 		w->dirty_bytes = merged;
 		w->commits++;
 		if (rc < 0) {
+			if (!w->retry_at)
+				w->failing_since = mono_ms();
 			w->err = rc;
-		} else if (!w->dirty || back) {
-			/* all written before `gen` is committed, except a kept
-			 * tail, which fsync flushes as final */
-			if (!back)
+			w->retry_at = mono_ms() + retry_delay_ms(w->retries);
+			if (w->retries < 16)
+				w->retries++;
+			d->retry_scan = true;
+			pthread_cond_signal(&d->work);   /* an idle flusher times it */
+		} else {
+			w->retry_at = 0;
+			w->retries = 0;
+			/* all written before `gen` is committed, except a
+			 * kept tail, which fsync flushes as final */
+			if (!w->dirty && !back)
 				w->committed = gen;
 		}
 		w->busy = false;

@@ -57,6 +57,9 @@ void fsdata_open_write(struct fsdata *d, uint64_t ino);
 /* Last writer gone: flush in the background. Returns a kept upload error. */
 int fsdata_release_write(struct fsdata *d, uint64_t ino);
 
+/* Buffer a write: len or -errno (-ENOMEM). Waits while the mount's buffer
+ * is over its bound, even when flushes fail: the bytes are never refused
+ * for an upload error, which fsync and close report instead. */
 ssize_t fsdata_write(struct fsdata *d, uint64_t ino, const void *buf,
 		     size_t len, uint64_t off, uint64_t committed_size);
 /*
