@@ -86,6 +86,8 @@ struct wfile {
 	uint64_t commits;            /* bumped at each commit (readers retry) */
 	bool queued, busy, final;
 	int err;                     /* kept upload/commit error */
+	uint64_t attempts;           /* flushes started */
+	uint64_t err_attempt;        /* the one whose failure set err */
 	int64_t retry_at;            /* ms; a failed flush goes again then (0: none) */
 	int64_t failing_since;       /* ms, first failed flush of the streak */
 	unsigned retries;            /* failed flushes in a row */
@@ -1108,6 +1110,7 @@ static void *flusher_main(void *arg)
 		uint64_t gen, size;
 		bool final;
 		size_t merged;
+		uint64_t attempt;
 		int rc;
 
 		w = flusher_wait(d);
@@ -1118,6 +1121,7 @@ static void *flusher_main(void *arg)
 			continue;
 		}
 		w->busy = true;
+		attempt = ++w->attempts;
 		w->inflight = w->dirty;
 		w->inflight_bytes = w->dirty_bytes;
 		w->dirty = NULL;
@@ -1148,12 +1152,16 @@ static void *flusher_main(void *arg)
 			if (!w->retry_at)
 				w->failing_since = mono_ms();
 			w->err = rc;
+			w->err_attempt = attempt;
 			w->retry_at = mono_ms() + retry_delay_ms(w->retries);
 			if (w->retries < 16)
 				w->retries++;
 			d->retry_scan = true;
 			pthread_cond_signal(&d->work);   /* an idle flusher times it */
 		} else {
+			/* A retry stored what an earlier attempt could not:
+			 * nothing is lost, so nothing is left to report. */
+			w->err = 0;
 			w->retry_at = 0;
 			w->retries = 0;
 			/* all written before `gen` is committed, except a
@@ -1174,15 +1182,23 @@ static void *flusher_main(void *arg)
 
 /* --- durability ---------------------------------------------------------- */
 
-/* Wait until everything written to w before now is committed, or an error.
- * Caller holds d->lock. */
+/*
+ * Wait until everything written to w before now is committed, or an error.
+ * Only a flush begun after this call can fail it: the error of an earlier
+ * attempt, made while the daemons were out of reach, says nothing about
+ * now, and its data is still buffered, so the file goes again at once
+ * (an fsync right after a daemon came back failed on the stale error,
+ * then on the attempt already under way). Caller holds d->lock.
+ */
 static int wfile_wait_committed(struct fsdata *d, struct wfile *w)
 {
 	uint64_t target = w->written;
+	uint64_t begun_before = w->attempts;
 	int rc = 0;
 
 	urgent_begin(d);
-	while (w->committed < target && !w->err) {
+	while (w->committed < target &&
+	       !(w->err && w->err_attempt > begun_before)) {
 		if (!w->busy)
 			wfile_enqueue(d, w, true);
 		else
@@ -1195,7 +1211,7 @@ static int wfile_wait_committed(struct fsdata *d, struct wfile *w)
 		pthread_cond_wait(&d->changed, &d->lock);
 	}
 	urgent_end(d);
-	if (w->err) {
+	if (w->err && w->err_attempt > begun_before) {
 		rc = w->err;
 		w->err = 0;
 	}
