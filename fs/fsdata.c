@@ -586,6 +586,26 @@ static bool flush_failure_waits(const struct wfile *w)
 	}
 }
 
+/*
+ * The flush error to report to a write or a close, cleared as it is
+ * reported (once, as close(2) reports a write-back error): none while a
+ * retry may still cure it (flush_failure_waits), since its data is kept
+ * and goes again. A copy made while a daemon hung for a few seconds
+ * used to end in "cp: failed to close: Connection timed out" although
+ * every byte reached the cluster moments later. fsync still reports a
+ * failure of the flush it starts. Caller holds d->lock.
+ */
+static int wfile_take_lasting_err(struct wfile *w)
+{
+	int rc;
+
+	if (!w->err || flush_failure_waits(w))
+		return 0;
+	rc = w->err;
+	w->err = 0;
+	return rc;
+}
+
 ssize_t fsdata_write(struct fsdata *d, uint64_t ino, const void *buf,
 		     size_t len, uint64_t off, uint64_t committed_size)
 {
@@ -629,13 +649,11 @@ ssize_t fsdata_write(struct fsdata *d, uint64_t ino, const void *buf,
 		urgent_end(d);
 		w->pins--;
 	}
-	if (w->err && !flush_failure_waits(w)) {
-		ssize_t rc = w->err;
-
-		w->err = 0;            /* reported once; data stays buffered */
+	delta = wfile_take_lasting_err(w);
+	if (delta < 0) {               /* the data stays buffered */
 		wfile_enqueue(d, w, false);
 		pthread_mutex_unlock(&d->lock);
-		return rc;
+		return delta;
 	}
 	delta = seg_insert(&w->dirty, off, buf, len);
 	if (delta < 0) {
@@ -1273,10 +1291,7 @@ int fsdata_flush(struct fsdata *d, uint64_t ino)
 	pthread_mutex_lock(&d->lock);
 	w = wfile_find(d, ino);
 	if (w) {
-		if (w->err) {
-			rc = w->err;
-			w->err = 0;
-		}
+		rc = wfile_take_lasting_err(w);
 		wfile_enqueue(d, w, true);
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -1307,10 +1322,7 @@ int fsdata_release_write(struct fsdata *d, uint64_t ino)
 	if (w) {
 		if (w->writers)
 			w->writers--;
-		if (w->err) {
-			rc = w->err;
-			w->err = 0;
-		}
+		rc = wfile_take_lasting_err(w);
 		if (!w->writers)
 			wfile_enqueue(d, w, true);
 		wfile_maybe_drop(d, w);

@@ -17,12 +17,15 @@
  * still open for writing waits for more data (appends do not re-upload the
  * tail). Until the commit, reads see buffered and in-flight bytes over the
  * committed ones. Writers wait when all files together buffer more than
- * FSDATA_TOTAL_DIRTY (bounded memory); an upload error is kept, the data
- * stays buffered, and the error is returned by fsync, by the writer's next
- * wait, and by close.
+ * FSDATA_TOTAL_DIRTY (bounded memory). A failed upload keeps its data
+ * buffered and goes again after a pause (1 s doubling to 10 s) until it
+ * succeeds. Its error is returned by the next write or close only when a
+ * retry will not cure it: a full cluster, or daemons out of reach for
+ * over two minutes; meanwhile writers over the bound wait.
  *
  * fsync = every byte written before it is acknowledged by every owner and
- * committed, then the metadata synced to disk.
+ * committed, then the metadata synced to disk; it fails when the flush it
+ * starts fails, not for attempts made before it.
  *
  * Thread-safety: all functions may be called from any FUSE thread.
  */
@@ -54,7 +57,8 @@ void fsdata_free(struct fsdata *d);
 
 /* A file was opened / released for writing (counts open writers). */
 void fsdata_open_write(struct fsdata *d, uint64_t ino);
-/* Last writer gone: flush in the background. Returns a kept upload error. */
+/* Last writer gone: flush in the background. Returns a kept upload error
+ * that retries will not cure (see above). */
 int fsdata_release_write(struct fsdata *d, uint64_t ino);
 
 /* Buffer a write: len or -errno (-ENOMEM). Waits while the mount's buffer
@@ -88,7 +92,8 @@ void fsdata_read_done(struct fsdata *d, void *hold);
 ssize_t fsdata_read(struct fsdata *d, uint64_t ino, void *buf, size_t len,
 		    uint64_t off);
 
-/* Start a background flush (close(2) -> FUSE flush). */
+/* Start a background flush (close(2) -> FUSE flush). Returns a kept
+ * upload error that retries will not cure (see above). */
 int fsdata_flush(struct fsdata *d, uint64_t ino);
 /* Make the file durable (see above). */
 int fsdata_fsync(struct fsdata *d, uint64_t ino);
