@@ -1576,6 +1576,11 @@ void fsdata_free(struct fsdata *d)
 	for (size_t b = 0; b < FILE_BUCKETS; b++) {
 		for (struct wfile *w = d->files[b], *next; w; w = next) {
 			next = w->hnext;
+			/* Say which files lost what, so that the user
+			 * knows what to copy again. */
+			if (w->dirty_bytes)
+				log_err("unmount: inode %llu: %zu buffered bytes dropped",
+					(unsigned long long)w->ino, w->dirty_bytes);
 			seg_free_list(w->dirty);
 			free(w);
 		}

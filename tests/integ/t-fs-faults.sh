@@ -8,7 +8,9 @@
 # hanging, stat, mkdir, touch, setfattr, rename, ls and writing a file
 # keep answering meanwhile, and once they are thawed the same read
 # succeeds and the written file reaches the daemons; a copy made while
-# one daemon hangs waits for it and loses nothing; an idle
+# one daemon hangs waits for it and loses nothing, and a close then does
+# not fail for a flush a retry will cure; an unmount that has to drop
+# buffered data names the file; an idle
 # mount uses no CPU; the threads of cairnfs and cairnd carry names that
 # tell them apart (top -H, ps -L, perf).
 . "$srcdir/tests/integ/lib.sh"
@@ -199,6 +201,20 @@ fs_mount "timeout=2000" || fail "remount failed"
 cmp -s "$MNT/big" "$T/big" || fail "the file copied while a daemon hung reads back wrong"
 cmp -s "$MNT/late" "$T/late" || fail "the file closed while a daemon hung reads back wrong"
 fs_umount
+
+# Unmounted while a daemon hangs, with a file still buffered: the mount
+# tries once more to store it, then names the file and what it dropped.
+fs_mount "timeout=2000" || fail "remount failed"
+head -c 4M /dev/urandom >"$T/lost"
+kill -STOP "$(daemon_pid 1)"
+cp "$T/lost" "$MNT/lost" || { kill -CONT "$(daemon_pid 1)"; fail "cp failed"; }
+lost_ino=$(stat -c %i "$MNT/lost")
+fs_umount
+kill -CONT "$(daemon_pid 1)"
+grep -q "unmount: buffered data could not be stored" "$T/cairnfs.log" ||
+	fail "an unmount that dropped buffered data did not say so"
+grep -q "unmount: inode $lost_ino: 4194304 buffered bytes dropped" "$T/cairnfs.log" ||
+	fail "the unmount did not name the file whose data it dropped"
 
 # With that daemon hung again, the file reads back at the pace of the
 # others: once it has timed out, the blocks it holds first are asked of
