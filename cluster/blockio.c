@@ -351,6 +351,65 @@ void blockio_counters(struct blockio *b, struct blockio_counters *out)
 /* --- PUT ----------------------------------------------------------------- */
 
 /*
+ * The nodes one write (a batch, a put_many round) found out of reach: a
+ * connect that timed out or was refused. Its later PUTs to them fail at
+ * once instead of each waiting for a connect of its own: with one owner
+ * hung, a flush of 16 MiB took 20 s to fail, one probe after another for
+ * its 31 blocks, and a mount's writers waited that long to learn what the
+ * first probe had said. The next write tries the node afresh.
+ */
+#define UNREACHABLE_MAX 8
+
+struct unreachable {
+	pthread_mutex_t lock;          /* a batch's adders share it */
+	const char *node[UNREACHABLE_MAX];
+	int err[UNREACHABLE_MAX];
+	unsigned n;
+};
+
+static void unreachable_init(struct unreachable *u)
+{
+	pthread_mutex_init(&u->lock, NULL);
+	u->n = 0;
+}
+
+static bool err_is_unreachable(int e)
+{
+	return e == -ETIMEDOUT || e == -ECONNREFUSED || e == -EHOSTUNREACH ||
+	       e == -ENETUNREACH || e == -EHOSTDOWN;
+}
+
+/* Start calls[0..n), but not to nodes u holds; note the nodes whose
+ * connect fails. */
+static void put_start(struct blockio *b, struct pool_call *calls, unsigned n,
+		      struct unreachable *u)
+{
+	for (unsigned k = 0; k < n; k++) {
+		struct pool_call *c = &calls[k];
+		int known = 0, rc;
+
+		pthread_mutex_lock(&u->lock);
+		for (unsigned i = 0; i < u->n && !known; i++)
+			if (!strcmp(u->node[i], c->node))
+				known = u->err[i];
+		pthread_mutex_unlock(&u->lock);
+		if (known) {
+			pool_skip(b->pool, c, known);
+			continue;
+		}
+		rc = pool_start(b->pool, c);
+		if (!err_is_unreachable(rc))
+			continue;
+		pthread_mutex_lock(&u->lock);
+		if (u->n < UNREACHABLE_MAX) {
+			u->node[u->n] = c->node;   /* the map's: alive as long as the calls */
+			u->err[u->n++] = rc;
+		}
+		pthread_mutex_unlock(&u->lock);
+	}
+}
+
+/*
  * Fill calls[0..) with a PUT of blk to every owner of addr's slot under map
  * bm (req: BIO_REQ_BYTES of the caller's, alive as long as the calls).
  * Returns how many owners, or 0 when the slot has none yet.
@@ -436,8 +495,10 @@ static int put_round(struct blockio *b, struct bio_map *bm,
 	struct pool_call *calls = calloc(n * w + 1, sizeof(*calls));
 	uint8_t *reqs = malloc(n * BIO_REQ_BYTES + 1);
 	unsigned *n_own = calloc(n + 1, sizeof(*n_own));
+	struct unreachable u;
 	int rc = 0;
 
+	unreachable_init(&u);
 	if (!calls || !reqs || !n_own) {
 		rc = -ENOMEM;
 		goto out;
@@ -452,8 +513,8 @@ static int put_round(struct blockio *b, struct bio_map *bm,
 	}
 	/* Start everything before waiting: the pool's back-pressure paces us. */
 	for (size_t i = 0; i < n; i++)
-		for (unsigned k = 0; k < n_own[i] && errs[i] == -EINPROGRESS; k++)
-			(void)pool_start(b->pool, &calls[i * w + k]);
+		if (errs[i] == -EINPROGRESS)
+			put_start(b, &calls[i * w], n_own[i], &u);
 	for (size_t i = 0; i < n; i++) {
 		if (errs[i] != -EINPROGRESS)
 			continue;
@@ -462,6 +523,7 @@ static int put_round(struct blockio *b, struct bio_map *bm,
 			*stale = true;     /* retried after a map refresh */
 	}
 out:
+	pthread_mutex_destroy(&u.lock);
 	free(calls);
 	free(reqs);
 	free(n_own);
@@ -531,6 +593,7 @@ struct blockio_batch {
 	struct blockio *b;
 	struct bio_map *bm;          /* the map the batch's PUTs were sent under */
 	pthread_mutex_t lock;        /* adders take their item under it */
+	struct unreachable unreach;
 	size_t n, cap;
 	struct put_item items[];     /* fixed: the pool points into the calls */
 };
@@ -553,6 +616,7 @@ int blockio_batch_new(struct blockio *b, size_t cap, struct blockio_batch **out)
 	bt->b = b;
 	bt->cap = cap;
 	pthread_mutex_init(&bt->lock, NULL);
+	unreachable_init(&bt->unreach);
 	*out = bt;
 	return 0;
 }
@@ -581,8 +645,7 @@ int blockio_batch_add(struct blockio_batch *bt, const uint8_t addr[32],
 		return 0;
 	}
 	/* Sent now: the owners store it while the caller seals the next. */
-	for (unsigned k = 0; k < it->n_own; k++)
-		(void)pool_start(bt->b->pool, &it->calls[k]);
+	put_start(bt->b, it->calls, it->n_own, &bt->unreach);
 	return 0;
 }
 
@@ -645,6 +708,7 @@ int blockio_batch_finish(struct blockio_batch *bt, int *errs)
 	free(which);
 	free(stale_errs);
 	pthread_mutex_destroy(&bt->lock);
+	pthread_mutex_destroy(&bt->unreach.lock);
 	free(bt);
 	return rc;
 }

@@ -749,6 +749,15 @@ static void call_fail(struct pool *p, struct pool_call *call, int err)
 	pthread_mutex_unlock(&p->lock);
 }
 
+void pool_skip(struct pool *p, struct pool_call *call, int err)
+{
+	call->resp = NULL;
+	call->resp_len = 0;
+	call->conn_ = NULL;
+	call->waiter_ = NULL;
+	call_fail(p, call, err);
+}
+
 int pool_start(struct pool *p, struct pool_call *call)
 {
 	uint8_t hb[PROTO_HEADER_BYTES], tag[HS_TAG_BYTES];

@@ -87,6 +87,9 @@ void pool_free(struct pool *p);
  * pool_wait) or -errno when it could not be sent (then c->err is set too and
  * pool_wait returns at once). */
 int pool_start(struct pool *p, struct pool_call *c);
+/* Complete call with err without sending it (its caller knows the node
+ * is out of reach): pool_wait() returns err at once. */
+void pool_skip(struct pool *p, struct pool_call *call, int err);
 /* Wait for a started call; returns c->err. */
 int pool_wait(struct pool *p, struct pool_call *c);
 /* Start n calls, then wait for all; returns 0 when all succeeded, else the

@@ -1275,6 +1275,62 @@ static void blockio_with_an_owner_down_fails_over_and_honours_the_quorum(void **
 	fixture_stop(&f);
 }
 
+/* One owner hung (it accepts, then never answers): a batch learns so from
+ * its first PUT there and fails the others to it at once. Before, every
+ * block waited for a probe of its own: 64 blocks, 2 of 3 owners each,
+ * about 43 probes of 300 ms in a row. */
+static void blockio_batch_waits_once_for_a_hung_owner(void **state)
+{
+	struct bio_fixture f;
+	struct blockio_opts o = { .pool = { .call_timeout_ms = 300,
+					    .connect_timeout_ms = 600,
+					    .probe_timeout_ms = 300 } };
+	const char *seeds[1];
+	uint8_t addrs[BIO_N][32], data[BIO_N][64];
+	int errs[BIO_N], failed = 0;
+	struct blockio_batch *bt;
+	struct blockio *b;
+	unsigned accepted;
+	int64_t t0, dt;
+
+	(void)state;
+	fixture_start(&f);
+	seeds[0] = f.s[1]->addr;
+	assert_int_equal(blockio_new(seeds, 1, secret_a, f.pk, &o, &b), 0);
+	atomic_store(&f.s[0]->mute_hello, true);
+	atomic_store(&f.s[0]->silent, true);
+	accepted = atomic_load(&f.s[0]->accepted);
+	t0 = now_ms();
+	assert_int_equal(blockio_batch_new(b, BIO_N, &bt), 0);
+	for (int i = 0; i < BIO_N; i++) {
+		rng_fill(g_seed + 700 + (uint64_t)i, addrs[i], 32);
+		rng_fill(g_seed + 800 + (uint64_t)i, data[i], sizeof(data[i]));
+		assert_int_equal(blockio_batch_add(bt, addrs[i], data[i], sizeof(data[i])), 0);
+	}
+	assert_int_equal(blockio_batch_finish(bt, errs), -ETIMEDOUT);
+	dt = now_ms() - t0;
+	for (int i = 0; i < BIO_N; i++) {
+		bool on_hung = owned_by(f.m, addrs[i]) & 1u;
+
+		assert_int_equal(errs[i], on_hung ? -ETIMEDOUT : 0);
+		failed += on_hung;
+	}
+	assert_true(failed >= 8);         /* the case is made */
+	/* one connect that times out (600 ms), not one probe per block */
+	printf("FIGURE batch_with_hung_owner_ms=%lld (%d of %d blocks on it)\n",
+	       (long long)dt, failed, BIO_N);
+	assert_true(dt < 2000);
+	assert_true(atomic_load(&f.s[0]->accepted) - accepted <= 2);
+	/* The next write tries the node afresh: it is back, and answers. */
+	atomic_store(&f.s[0]->mute_hello, false);
+	atomic_store(&f.s[0]->silent, false);
+	assert_int_equal(blockio_put_many(b, (const uint8_t (*)[32])addrs,
+					  (const void *const[]){ data[0], data[1] },
+					  (const size_t[]){ 64, 64 }, 2, errs), 0);
+	blockio_free(b);
+	fixture_stop(&f);
+}
+
 static void blockio_reports_no_map_as_enoent(void **state)
 {
 	struct tsrv *s = ts_start(secret_a);
@@ -1302,6 +1358,7 @@ int main(void)
 		cmocka_unit_test(blockio_follows_the_signed_map),
 		cmocka_unit_test(blockio_with_an_owner_down_fails_over_and_honours_the_quorum),
 		cmocka_unit_test(blockio_batch_sends_as_added_and_retries_a_stale_map),
+		cmocka_unit_test(blockio_batch_waits_once_for_a_hung_owner),
 		cmocka_unit_test(blockio_reports_no_map_as_enoent),
 	};
 
