@@ -55,9 +55,10 @@
 #define RETRY_FIRST_MS 1000
 #define RETRY_MAX_MS 10000
 #define RETRY_SCAN_MS 250
-/* How long writes wait, rather than fail, while a file's flushes fail for
- * want of a daemon (flush_failure_waits). */
-#define WRITE_WAIT_MS 120000
+/* How long writes wait, rather than fail, while flushes fail for want of
+ * a daemon (flush_failure_waits): this many call timeouts (-o timeout),
+ * 2 minutes at the default 10 s. */
+#define WRITE_WAIT_TIMEOUTS 12
 
 #define SCRATCH_SPARES 1
 
@@ -109,6 +110,9 @@ struct fsdata {
 	bool gather_done;            /* the queue goes now (until it empties) */
 	bool retry_scan;             /* a file's flush failed: idle flushers
 				      * look for due retries (retry_due) */
+	int64_t outage_since;        /* ms, first failed flush since no file
+				      * was waiting for a retry (0: none) */
+	int64_t write_wait_ms;       /* see WRITE_WAIT_TIMEOUTS */
 	unsigned urgent;             /* callers waiting for a flush: no gathering */
 	struct scratch spare[SCRATCH_SPARES]; /* idle flushers' span buffers */
 	unsigned n_spare;
@@ -267,6 +271,8 @@ static void retry_due(struct fsdata *d)
 		}
 	}
 	d->retry_scan = waiting;
+	if (!waiting)
+		d->outage_since = 0;   /* every file got through: it is over */
 }
 
 /* Wait for a file to flush: returns with the queue's head to take, or NULL
@@ -566,12 +572,19 @@ ssize_t fsdata_read(struct fsdata *d, uint64_t ino, void *buf, size_t len,
  * a daemon out of reach (hung, restarting, a network cut) is usually back
  * soon, and failing a WRITE drops the pages the kernel sends in it (they
  * were already acknowledged to the application: writeback cache). Up to
- * WRITE_WAIT_MS; after that, and for errors a retry will not cure (a full
- * cluster), the write fails as it did: a dead daemon must not hang the
- * mount for good. Caller holds d->lock.
+ * write_wait_ms, counted from the first failure of the outage, not of
+ * this file: while a daemon stays away, each new file would otherwise
+ * get a grace of its own, and close after close would succeed with the
+ * data piling up unstored. After that, and for errors a retry will not
+ * cure (a full cluster), the write fails as it did: a dead daemon must
+ * not hang the mount for good. Caller holds d->lock.
  */
-static bool flush_failure_waits(const struct wfile *w)
+static bool flush_failure_waits(const struct fsdata *d, const struct wfile *w)
 {
+	int64_t since = w->failing_since;
+
+	if (d->outage_since && d->outage_since < since)
+		since = d->outage_since;
 	switch (w->err) {
 	case -ETIMEDOUT:
 	case -ECONNREFUSED:
@@ -580,7 +593,7 @@ static bool flush_failure_waits(const struct wfile *w)
 	case -ENETUNREACH:
 	case -EHOSTDOWN:
 	case -EPIPE:
-		return mono_ms() - w->failing_since < WRITE_WAIT_MS;
+		return mono_ms() - since < d->write_wait_ms;
 	default:
 		return false;
 	}
@@ -595,11 +608,11 @@ static bool flush_failure_waits(const struct wfile *w)
  * every byte reached the cluster moments later. fsync still reports a
  * failure of the flush it starts. Caller holds d->lock.
  */
-static int wfile_take_lasting_err(struct wfile *w)
+static int wfile_take_lasting_err(const struct fsdata *d, struct wfile *w)
 {
 	int rc;
 
-	if (!w->err || flush_failure_waits(w))
+	if (!w->err || flush_failure_waits(d, w))
 		return 0;
 	rc = w->err;
 	w->err = 0;
@@ -628,12 +641,12 @@ ssize_t fsdata_write(struct fsdata *d, uint64_t ino, const void *buf,
 	 * error waits for fsync and close, the data for a retry (retry_due).
 	 */
 	while (d->total_dirty + len > FSDATA_TOTAL_DIRTY && d->total_dirty > 0 &&
-	       (!w->err || flush_failure_waits(w))) {
+	       (!w->err || flush_failure_waits(d, w))) {
 		/* Over the bound with no flush running or queued: what is
 		 * left is held back for content-defined cuts (flush_file).
 		 * Memory comes first: flush this file's held data too. A
 		 * failed file goes at its retry time, not in a loop here,
-		 * and its wait is timed: WRITE_WAIT_MS may pass. */
+		 * and its wait is timed: write_wait_ms may pass. */
 		if (!w->retry_at)
 			wfile_enqueue(d, w, waited && !d->flushing && !d->qhead);
 		waited = true;
@@ -649,7 +662,7 @@ ssize_t fsdata_write(struct fsdata *d, uint64_t ino, const void *buf,
 		urgent_end(d);
 		w->pins--;
 	}
-	delta = wfile_take_lasting_err(w);
+	delta = wfile_take_lasting_err(d, w);
 	if (delta < 0) {               /* the data stays buffered */
 		wfile_enqueue(d, w, false);
 		pthread_mutex_unlock(&d->lock);
@@ -1169,6 +1182,8 @@ static void *flusher_main(void *arg)
 		if (rc < 0) {
 			if (!w->retry_at)
 				w->failing_since = mono_ms();
+			if (!d->outage_since)
+				d->outage_since = w->failing_since;
 			w->err = rc;
 			w->err_attempt = attempt;
 			w->retry_at = mono_ms() + retry_delay_ms(w->retries);
@@ -1291,7 +1306,7 @@ int fsdata_flush(struct fsdata *d, uint64_t ino)
 	pthread_mutex_lock(&d->lock);
 	w = wfile_find(d, ino);
 	if (w) {
-		rc = wfile_take_lasting_err(w);
+		rc = wfile_take_lasting_err(d, w);
 		wfile_enqueue(d, w, true);
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -1322,7 +1337,7 @@ int fsdata_release_write(struct fsdata *d, uint64_t ino)
 	if (w) {
 		if (w->writers)
 			w->writers--;
-		rc = wfile_take_lasting_err(w);
+		rc = wfile_take_lasting_err(d, w);
 		if (!w->writers)
 			wfile_enqueue(d, w, true);
 		wfile_maybe_drop(d, w);
@@ -1501,6 +1516,8 @@ int fsdata_new(struct fsctx *fs, struct fsdata **out)
 	if (!d)
 		return -ENOMEM;
 	d->fs = fs;
+	d->write_wait_ms = (int64_t)WRITE_WAIT_TIMEOUTS *
+			   (fs->opts.timeout_ms > 0 ? fs->opts.timeout_ms : 10000);
 	d->params.min_size = vol->chunk_min;
 	d->params.avg_size = vol->chunk_avg;
 	d->params.max_size = vol->chunk_max;

@@ -20,8 +20,10 @@
  * FSDATA_TOTAL_DIRTY (bounded memory). A failed upload keeps its data
  * buffered and goes again after a pause (1 s doubling to 10 s) until it
  * succeeds. Its error is returned by the next write or close only when a
- * retry will not cure it: a full cluster, or daemons out of reach for
- * over two minutes; meanwhile writers over the bound wait.
+ * retry will not cure it: a full cluster, or flushes failing for want of
+ * a daemon for over 12 call timeouts (2 minutes at the default
+ * timeout=10000), counted from the first failure of the outage, whichever
+ * file it was; meanwhile writers over the bound wait.
  *
  * fsync = every byte written before it is acknowledged by every owner and
  * committed, then the metadata synced to disk; it fails when the flush it

@@ -171,28 +171,47 @@ while kill -0 "$cp_pid" 2>/dev/null; do
 	sleep 0.1
 done
 wait "$cp_pid" || fail "the copy failed with a daemon hung for 8 s: $(cat "$T/cp.err")"
+# close_after_failed_flush NAME: write 16 MiB of new bytes ($T/NAME;
+# dedup would store none of old ones) to $MNT/NAME and close it only once
+# the log shows that file's flush failed. dd writes with O_DIRECT so that
+# the bytes reach the mount (and a flush fails) before its input ends.
+# Returns dd's status; its errors are in $T/NAME.err. The flush must fail
+# within 8 s: a call timeout (2 s) or a probe (1 s) of the hung owner, not
+# one probe per block (cluster/blockio.c; it took 13 to over 20 s).
+close_after_failed_flush() {
+	head -c 16M /dev/urandom >"$T/$1"
+	: >"$MNT/$1" || fail "create of $1 failed"
+	cf_ino_=$(stat -c %i "$MNT/$1")
+	cf_n0_=$(grep -c "inode $cf_ino_: storing .* data stays buffered" "$T/cairnfs.log")
+	cf_t0_=$(date +%s%N)
+	{
+		cat "$T/$1"
+		i=0
+		while [ "$(grep -c "inode $cf_ino_: storing .* data stays buffered" "$T/cairnfs.log")" -le "$cf_n0_" ] &&
+		      [ $i -lt 200 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		date +%s%N >"$T/$1.failed_at"
+	} | dd of="$MNT/$1" bs=1M iflag=fullblock oflag=direct 2>"$T/$1.err"
+	cf_rc_=$?
+	[ "$(grep -c "inode $cf_ino_: storing .* data stays buffered" "$T/cairnfs.log")" -gt "$cf_n0_" ] ||
+		{ kill -CONT "$(daemon_pid 1)"; fail "no flush of $1 failed before its close: the case was not made"; }
+	cf_ms_=$(( ($(cat "$T/$1.failed_at") - cf_t0_) / 1000000 ))
+	figure "flush_fails_with_owner_hung_${1}_ms" "$cf_ms_" ms
+	[ "$cf_ms_" -lt 8000 ] ||
+		{ kill -CONT "$(daemon_pid 1)"; fail "the flush of $1 took $cf_ms_ ms to fail with one owner hung"; }
+	return $cf_rc_
+}
+
 # A file closed while that daemon hangs, after its flush has failed:
 # close succeeds, since a retry will store it (fs/fsdata.h), and it does
-# once the daemon is back. dd writes with O_DIRECT so that its bytes
-# reach the mount (and a flush fails) before the input ends and it closes.
+# once the daemon is back.
 sync "$MNT/big" || fail "the file copied while a daemon hung cannot be synced"
-head -c 16M /dev/urandom >"$T/late"   # new bytes: dedup would store none
-: >"$MNT/late" || fail "create failed"
-late_ino=$(stat -c %i "$MNT/late")
-failed_flushes() { grep -c "inode $late_ino: storing .* data stays buffered" "$T/cairnfs.log"; }
-n0=$(failed_flushes)
 kill -STOP "$(daemon_pid 1)"
-{
-	cat "$T/late"
-	i=0
-	while [ "$(failed_flushes)" -le "$n0" ] && [ $i -lt 200 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-} | dd of="$MNT/late" bs=1M iflag=fullblock oflag=direct 2>"$T/late.err"
+close_after_failed_flush late
 rc=$?
 kill -CONT "$(daemon_pid 1)"
-[ "$(failed_flushes)" -gt "$n0" ] || fail "no flush failed before the close: the case was not made"
 [ "$rc" -eq 0 ] || fail "close reported a flush failure that a retry cures: $(cat "$T/late.err")"
 sync "$MNT/late" || fail "the file closed while a daemon hung cannot be synced once it is back"
 # Read both back from the cluster, not from the kernel's page cache.
@@ -200,6 +219,29 @@ fs_umount
 fs_mount "timeout=2000" || fail "remount failed"
 cmp -s "$MNT/big" "$T/big" || fail "the file copied while a daemon hung reads back wrong"
 cmp -s "$MNT/late" "$T/late" || fail "the file closed while a daemon hung reads back wrong"
+fs_umount
+
+# A daemon away for longer than 12 call timeouts (24 s here) is an
+# outage, not a hiccup: a file closed then gets the error at close,
+# though its own flush failed only just before, so that closes do not go
+# on succeeding while data piles up unstored. Its data is still kept,
+# and stored once the daemon is back.
+fs_mount "timeout=2000" || fail "remount failed"
+kill -STOP "$(daemon_pid 1)"
+close_after_failed_flush early ||
+	{ kill -CONT "$(daemon_pid 1)"; fail "a close 2 s into an outage failed: $(cat "$T/early.err")"; }
+sleep 23
+close_after_failed_flush after
+rc=$?
+kill -CONT "$(daemon_pid 1)"
+[ "$rc" -ne 0 ] || fail "a close 25 s into an outage of 12 call timeouts succeeded"
+grep -q "closing output file.*timed out" "$T/after.err" ||
+	fail "the close failed otherwise than by the timeout: $(cat "$T/after.err")"
+sync "$MNT/early" "$MNT/after" || fail "the files closed during the outage cannot be synced once it is over"
+fs_umount
+fs_mount "timeout=2000" || fail "remount failed"
+cmp -s "$MNT/early" "$T/early" || fail "the file closed early in the outage reads back wrong"
+cmp -s "$MNT/after" "$T/after" || fail "the file whose close reported the outage reads back wrong"
 fs_umount
 
 # Unmounted while a daemon hangs, with a file still buffered: the mount
