@@ -348,15 +348,16 @@ void blockio_counters(struct blockio *b, struct blockio_counters *out)
 	out->map_refreshes = atomic_load(&b->map_refreshes);
 }
 
-/* --- PUT ----------------------------------------------------------------- */
+/* --- calls to nodes that may be out of reach ----------------------------- */
 
 /*
- * The nodes one write (a batch, a put_many round) found out of reach: a
- * connect that timed out or was refused. Its later PUTs to them fail at
- * once instead of each waiting for a connect of its own: with one owner
- * hung, a flush of 16 MiB took 20 s to fail, one probe after another for
- * its 31 blocks, and a mount's writers waited that long to learn what the
- * first probe had said. The next write tries the node afresh.
+ * The nodes one write (a batch, a put_many or delete_many round) found out
+ * of reach: a connect that timed out or was refused. Its later calls to
+ * them fail at once instead of each waiting for a connect of its own:
+ * with one owner hung, a flush of 16 MiB took 20 s to fail, one probe
+ * after another for its 31 blocks, and a mount's writers waited that long
+ * to learn what the first probe had said. The next write tries the node
+ * afresh.
  */
 #define UNREACHABLE_MAX 8
 
@@ -381,10 +382,10 @@ static bool err_is_unreachable(int e)
 
 /* Start calls[0..n), but not to nodes u holds; note the nodes whose
  * connect fails. */
-static void put_start(struct blockio *b, struct pool_call *calls, unsigned n,
-		      struct unreachable *u)
+static void start_unless_unreachable(struct blockio *b, struct pool_call *calls,
+				     size_t n, struct unreachable *u)
 {
-	for (unsigned k = 0; k < n; k++) {
+	for (size_t k = 0; k < n; k++) {
 		struct pool_call *c = &calls[k];
 		int known = 0, rc;
 
@@ -408,6 +409,21 @@ static void put_start(struct blockio *b, struct pool_call *calls, unsigned n,
 		pthread_mutex_unlock(&u->lock);
 	}
 }
+
+/* pool_run() with start_unless_unreachable(): results in calls[].err. */
+static void run_unless_unreachable(struct blockio *b, struct pool_call *calls,
+				   size_t n)
+{
+	struct unreachable u;
+
+	unreachable_init(&u);
+	start_unless_unreachable(b, calls, n, &u);
+	for (size_t i = 0; i < n; i++)
+		(void)pool_wait(b->pool, &calls[i]);
+	pthread_mutex_destroy(&u.lock);
+}
+
+/* --- PUT ----------------------------------------------------------------- */
 
 /*
  * Fill calls[0..) with a PUT of blk to every owner of addr's slot under map
@@ -514,7 +530,7 @@ static int put_round(struct blockio *b, struct bio_map *bm,
 	/* Start everything before waiting: the pool's back-pressure paces us. */
 	for (size_t i = 0; i < n; i++)
 		if (errs[i] == -EINPROGRESS)
-			put_start(b, &calls[i * w], n_own[i], &u);
+			start_unless_unreachable(b, &calls[i * w], n_own[i], &u);
 	for (size_t i = 0; i < n; i++) {
 		if (errs[i] != -EINPROGRESS)
 			continue;
@@ -645,7 +661,7 @@ int blockio_batch_add(struct blockio_batch *bt, const uint8_t addr[32],
 		return 0;
 	}
 	/* Sent now: the owners store it while the caller seals the next. */
-	put_start(bt->b, it->calls, it->n_own, &bt->unreach);
+	start_unless_unreachable(bt->b, it->calls, it->n_own, &bt->unreach);
 	return 0;
 }
 
@@ -1009,7 +1025,7 @@ int blockio_delete_many(struct blockio *b, const uint8_t (*addrs)[32],
 			}
 		}
 		first[n] = nc;
-		(void)pool_run(b->pool, calls, nc);
+		run_unless_unreachable(b, calls, nc);
 		for (size_t i = 0; i < n; i++) {
 			bool this_stale = false;
 

@@ -1321,6 +1321,14 @@ static void blockio_batch_waits_once_for_a_hung_owner(void **state)
 	       (long long)dt, failed, BIO_N);
 	assert_true(dt < 2000);
 	assert_true(atomic_load(&f.s[0]->accepted) - accepted <= 2);
+	/* Deletes of those blocks likewise: one probe, not one per block.
+	 * Those on the hung node fail (the deleter tries them later). */
+	t0 = now_ms();
+	assert_int_equal(blockio_delete_many(b, (const uint8_t (*)[32])addrs, BIO_N,
+					     errs), -ETIMEDOUT);
+	dt = now_ms() - t0;
+	printf("FIGURE deletes_with_hung_owner_ms=%lld\n", (long long)dt);
+	assert_true(dt < 2000);
 	/* The next write tries the node afresh: it is back, and answers. */
 	atomic_store(&f.s[0]->mute_hello, false);
 	atomic_store(&f.s[0]->silent, false);
