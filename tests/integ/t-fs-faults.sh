@@ -171,6 +171,17 @@ while kill -0 "$cp_pid" 2>/dev/null; do
 	sleep 0.1
 done
 wait "$cp_pid" || fail "the copy failed with a daemon hung for 8 s: $(cat "$T/cp.err")"
+# reads_back_after_remount NAME...: each $MNT/NAME equals $T/NAME, read
+# from the cluster after a remount, not from the kernel's page cache.
+reads_back_after_remount() {
+	fs_umount
+	fs_mount "timeout=2000" || fail "remount failed"
+	for rb_name_ in "$@"; do
+		cmp -s "$MNT/$rb_name_" "$T/$rb_name_" || fail "$rb_name_ reads back wrong"
+	done
+	fs_umount
+}
+
 # close_after_failed_flush NAME: write 16 MiB of new bytes ($T/NAME;
 # dedup would store none of old ones) to $MNT/NAME and close it only once
 # the log shows that file's flush failed. dd writes with O_DIRECT so that
@@ -193,6 +204,7 @@ close_after_failed_flush() {
 			i=$((i + 1))
 		done
 		date +%s%N >"$T/$1.failed_at"
+		sleep 0.5     # the flusher logs just before it records the error
 	} | dd of="$MNT/$1" bs=1M iflag=fullblock oflag=direct 2>"$T/$1.err"
 	cf_rc_=$?
 	[ "$(grep -c "inode $cf_ino_: storing .* data stays buffered" "$T/cairnfs.log")" -gt "$cf_n0_" ] ||
@@ -214,12 +226,7 @@ rc=$?
 kill -CONT "$(daemon_pid 1)"
 [ "$rc" -eq 0 ] || fail "close reported a flush failure that a retry cures: $(cat "$T/late.err")"
 sync "$MNT/late" || fail "the file closed while a daemon hung cannot be synced once it is back"
-# Read both back from the cluster, not from the kernel's page cache.
-fs_umount
-fs_mount "timeout=2000" || fail "remount failed"
-cmp -s "$MNT/big" "$T/big" || fail "the file copied while a daemon hung reads back wrong"
-cmp -s "$MNT/late" "$T/late" || fail "the file closed while a daemon hung reads back wrong"
-fs_umount
+reads_back_after_remount big late
 
 # A daemon away for longer than 12 call timeouts (24 s here) is an
 # outage, not a hiccup: a file closed then gets the error at close,
@@ -238,11 +245,7 @@ kill -CONT "$(daemon_pid 1)"
 grep -q "closing output file.*timed out" "$T/after.err" ||
 	fail "the close failed otherwise than by the timeout: $(cat "$T/after.err")"
 sync "$MNT/early" "$MNT/after" || fail "the files closed during the outage cannot be synced once it is over"
-fs_umount
-fs_mount "timeout=2000" || fail "remount failed"
-cmp -s "$MNT/early" "$T/early" || fail "the file closed early in the outage reads back wrong"
-cmp -s "$MNT/after" "$T/after" || fail "the file whose close reported the outage reads back wrong"
-fs_umount
+reads_back_after_remount early after
 
 # Unmounted while a daemon hangs, with a file still buffered: the mount
 # tries once more to store it, then names the file and what it dropped.
