@@ -638,7 +638,9 @@ ssize_t fsdata_write(struct fsdata *d, uint64_t ino, const void *buf,
 	 * waiting will not help (flush_failure_waits): refusing a WRITE made
 	 * the kernel drop its pages, and a file copied while a daemon hung
 	 * for a few seconds read back with 13 MB of zeros. Otherwise the
-	 * error waits for fsync and close, the data for a retry (retry_due).
+	 * data waits for a retry (retry_due), and the error is reported by
+	 * the fsync whose own flush fails, or once it lasts
+	 * (wfile_take_lasting_err).
 	 */
 	while (d->total_dirty + len > FSDATA_TOTAL_DIRTY && d->total_dirty > 0 &&
 	       (!w->err || flush_failure_waits(d, w))) {
