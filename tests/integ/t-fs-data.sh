@@ -30,14 +30,19 @@ rm -f "$T/big"
 
 head -c 256M /dev/urandom >"$T/f256"
 cp "$T/f256" "$MNT/f256" && sync "$MNT/f256" || fail "cp of 256 MiB failed"
+# The edit flips every bit of the byte there: writing a fixed byte
+# changed nothing (and so uploaded nothing) when the random data already
+# held it, one run in 256.
+old_byte=$(od -An -tu1 -j134217728 -N1 "$T/f256" | tr -d ' ')
+edit_byte=$(printf '\\%03o' $((old_byte ^ 255)))
 before=$(fs_stat put_bytes)
-printf Z | dd of="$MNT/f256" bs=1 seek=134217728 conv=notrunc,fsync 2>/dev/null || fail "edit failed"
+printf "$edit_byte" | dd of="$MNT/f256" bs=1 seek=134217728 conv=notrunc,fsync 2>/dev/null || fail "edit failed"
 after=$(fs_stat put_bytes)
 up=$((after - before))
 figure fs_edit_one_byte_uploaded "$up" bytes
 [ "$up" -gt 0 ] || fail "the edit uploaded nothing (counters broken?)"
 [ "$up" -lt $((2 * 1024 * 1024 * 2)) ] || fail "one-byte edit uploaded $up bytes (R=2: limit 4 MiB over both copies)"
-printf Z | dd of="$T/f256" bs=1 seek=134217728 conv=notrunc 2>/dev/null
+printf "$edit_byte" | dd of="$T/f256" bs=1 seek=134217728 conv=notrunc 2>/dev/null
 cmp "$T/f256" "$MNT/f256" || fail "edited file differs"
 
 before=$(fs_stat put_bytes)
