@@ -26,6 +26,13 @@ tests_integ_wireprobe_SOURCES = tests/integ/wireprobe.c
 tests_integ_wireprobe_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
 tests_integ_wireprobe_LDADD = $(DAEMON_LIBS)
 
+# storebench: the block store alone, the ceiling for PUT and GET
+# (tests/bench/bench_cluster.sh prints it next to them)
+noinst_PROGRAMS += tests/bench/storebench
+tests_bench_storebench_SOURCES = tests/bench/storebench.c
+tests_bench_storebench_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
+tests_bench_storebench_LDADD = $(DAEMON_LIBS) $(PTHREAD_LIBS)
+
 DAEMON_INTEG = tests/integ/t-daemon-badinput.sh \
 	tests/integ/t-daemon-durable.sh tests/integ/t-daemon-gossip.sh \
 	tests/integ/t-daemon-fulldisk.sh
