@@ -4,7 +4,8 @@ fs_libfs_a_SOURCES = \
 	fs/meta.c fs/meta.h fs/meta_int.h fs/meta_blocks.c fs/meta_ns.c \
 	fs/meta_xattr.c \
 	fs/bcache.c fs/bcache.h \
-	fs/fsdata.c fs/fsdata.h \
+	fs/fsdata.c fs/fsdata.h fs/fsdata_int.h fs/fsdata_read.c \
+	fs/flusher.c fs/deleter.c \
 	fs/segs.c fs/segs.h \
 	fs/readahead.c fs/readahead.h \
 	fs/workpool.c fs/workpool.h \
