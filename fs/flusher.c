@@ -290,16 +290,6 @@ static void seal_one(void *arg, size_t i)
 }
 
 /*
- * Flush one span: chunk it, upload what the cluster lacks, commit the
- * extents. `keep_tail` holds back the bytes after the last natural
- * boundary (an append still going on); *kept gets their length. A tail is
- * kept only past `durable_size` (the committed size): bytes that were
- * committed before must never drop out of the committed layer, or a crash
- * would lose data that was already safe.
- * The commit replaces the whole span and raises the committed size to the
- * end of what it stored (never past `file_size`).
- */
-/*
  * The committed extents right after the span, which chunking may run on
  * into until its cuts fall in step with theirs again (resync): their
  * starts into *starts (malloc'd), and the end of the last one within
@@ -344,6 +334,16 @@ static bool is_old_start(const uint64_t *starts, size_t n, uint64_t off)
 	return false;
 }
 
+/*
+ * Flush one span: chunk it, upload what the cluster lacks, commit the
+ * extents. `keep_tail` holds back the bytes after the last natural
+ * boundary (an append still going on); *kept gets their length. A tail is
+ * kept only past `durable_size` (the committed size): bytes that were
+ * committed before must never drop out of the committed layer, or a crash
+ * would lose data that was already safe.
+ * The commit replaces the whole span and raises the committed size to the
+ * end of what it stored (never past `file_size`).
+ */
 static int flush_span(struct fsdata *d, struct wfile *w, const struct seg *segs,
 		      struct span *spp, uint64_t durable_size, bool keep_tail,
 		      struct scratch *sc, size_t *kept)
