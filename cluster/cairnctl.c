@@ -4,7 +4,8 @@
  * This file holds main(), the subcommand table, argument parsing and the
  * helpers every subcommand shares (errors, config dir, JSON, passphrases).
  * The subcommands live in ctl_cluster.c (cluster init, node add, status,
- * map) and ctl_files.c (volume create, put, get, and the hidden bench).
+ * map), ctl_volume.c (volume create), ctl_put.c, ctl_get.c and ctl_bench.c
+ * (the hidden bench).
  *
  * Output contract: results go to stdout (one reference for put, a table or
  * with --json one JSON object); errors are one line on stderr starting with

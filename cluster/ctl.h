@@ -1,6 +1,7 @@
 /*
  * ctl: what the cairnctl subcommands share — the command context, argument
- * parsing, the one-line error printer, config-dir helpers and JSON output.
+ * parsing, the one-line error printer, config-dir helpers and JSON output,
+ * and for put, get and bench the volume key and the cluster connection.
  *
  * Each subcommand is `int ctl_cmd_x(struct ctl *c, int argc, char **argv)`
  * with argv[0] the subcommand's name; it returns the process exit status
@@ -27,6 +28,11 @@
 #define CTL_ADMIN_SK_BYTES 64     /* crypto_sign_SECRETKEYBYTES */
 #define CTL_SECRET_BYTES 32
 #define CTL_MAX_POS 8             /* positional arguments per subcommand */
+#define CTL_REF_PREFIX "cairn:"   /* + manifest address: a reference */
+#define CTL_ZSTD_LEVEL 1          /* put's and get's seal contexts */
+
+struct blockio;
+struct keys;
 
 struct ctl {
 	const char *config_dir;   /* --config-dir, $CAIRNCTL_CONFIG_DIR, default */
@@ -107,6 +113,22 @@ int ctl_unhex(const char *hex, uint8_t *out, size_t n);   /* exact length */
 /* Passphrase: $CAIRNCTL_PASSPHRASE, else asked on the terminal (twice when
  * confirm). Returns length, or -errno. buf is NUL-terminated. */
 int ctl_read_passphrase(const char *prompt, bool confirm, char *buf, size_t cap);
+
+/* ctl_volume.c: what put, get and bench share. */
+
+/* Read the volume key file path_arg (NULL: DIR/volumes/default.key), asking
+ * for its passphrase when it has one. Prints a one-line error and returns
+ * -errno on failure. */
+int ctl_load_volume(const struct ctl *c, const char *path_arg, struct keys **k);
+
+/* Connect to the cluster through the config's seeds. Prints a one-line
+ * error and returns -errno on failure. */
+int ctl_connect(const struct ctl *c, const struct clientconf *cc,
+		struct blockio **b);
+
+/* Keys for manifests: a key set whose master is the metadata subkey, so
+ * manifests get their own address space and encryption key. */
+int ctl_meta_keys(const struct keys *k, struct keys **meta);
 
 /* Subcommands. */
 int ctl_cmd_cluster_init(struct ctl *c, int argc, char **argv);

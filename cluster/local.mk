@@ -50,7 +50,9 @@ FUZZ_TARGETS += fuzz_frame fuzz_map fuzz_conf
 bin_PROGRAMS += cluster/cairnctl
 cluster_cairnctl_SOURCES = \
 	cluster/cairnctl.c \
-	cluster/ctl_cluster.c cluster/ctl_files.c cluster/ctl.h \
+	cluster/ctl_cluster.c cluster/ctl_volume.c cluster/ctl.h \
+	cluster/ctl_put.c cluster/ctl_get.c cluster/ctl_bench.c \
+	cluster/manifest.c cluster/manifest.h \
 	cluster/progress.c cluster/progress.h
 cluster_cairnctl_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
 cluster_cairnctl_LDADD = chunker/libchunker.a $(CLUSTER_LIBS)
