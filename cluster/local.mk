@@ -44,7 +44,13 @@ tests_fuzz_fuzz_conf_SOURCES = tests/fuzz/fuzz_conf.c
 tests_fuzz_fuzz_conf_CFLAGS = $(AM_CFLAGS) $(INIH_CFLAGS)
 tests_fuzz_fuzz_conf_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LINK_FLAGS)
 tests_fuzz_fuzz_conf_LDADD = $(FUZZ_MAIN_LIB) $(CLUSTER_LIBS)
-FUZZ_TARGETS += fuzz_frame fuzz_map fuzz_conf
+# manifest.c belongs to cairnctl, not libcluster: the target builds it in
+check_PROGRAMS += tests/fuzz/fuzz_manifest
+tests_fuzz_fuzz_manifest_SOURCES = tests/fuzz/fuzz_manifest.c cluster/manifest.c
+tests_fuzz_fuzz_manifest_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
+tests_fuzz_fuzz_manifest_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LINK_FLAGS)
+tests_fuzz_fuzz_manifest_LDADD = $(FUZZ_MAIN_LIB)
+FUZZ_TARGETS += fuzz_frame fuzz_map fuzz_conf fuzz_manifest
 
 # cairnctl: the admin and scripting tool
 bin_PROGRAMS += cluster/cairnctl
