@@ -119,7 +119,8 @@ static void urgent_end(struct fsdata *d)
 /* --- writes -------------------------------------------------------------- */
 
 /*
- * Whether w's failed flush should hold writes back rather than fail them:
+ * Whether a flush that failed with err, a file's first failure at `since`
+ * (ms), should hold writes back rather than fail them:
  * a daemon out of reach (hung, restarting, a network cut) is usually back
  * soon, and failing a WRITE drops the pages the kernel sends in it (they
  * were already acknowledged to the application: writeback cache). Up to
@@ -130,13 +131,11 @@ static void urgent_end(struct fsdata *d)
  * cure (a full cluster), the write fails as it did: a dead daemon must
  * not hang the mount for good. Caller holds d->lock.
  */
-static bool flush_failure_waits(const struct fsdata *d, const struct wfile *w)
+static bool failure_waits(const struct fsdata *d, int err, int64_t since)
 {
-	int64_t since = w->failing_since;
-
 	if (d->outage_since && d->outage_since < since)
 		since = d->outage_since;
-	switch (w->err) {
+	switch (err) {
 	case -ETIMEDOUT:
 	case -ECONNREFUSED:
 	case -ECONNRESET:
@@ -148,6 +147,12 @@ static bool flush_failure_waits(const struct fsdata *d, const struct wfile *w)
 	default:
 		return false;
 	}
+}
+
+/* The same for w's kept error. Caller holds d->lock. */
+static bool flush_failure_waits(const struct fsdata *d, const struct wfile *w)
+{
+	return failure_waits(d, w->err, w->failing_since);
 }
 
 /*
@@ -525,6 +530,52 @@ int fsdata_new(struct fsctx *fs, struct fsdata **out)
 	return 0;
 }
 
+/*
+ * The unmount's store: while flushes fail for want of a daemon (a restart,
+ * a network blip), try again every second for as long as a writer would
+ * have waited (flush_failure_waits: 12 call timeouts from the outage's
+ * first failure), then give up with the error. One try was all it had
+ * before, so a daemon restarting during an unmount cost the data still
+ * buffered. The kernel has let go of the mountpoint by now: nobody waits
+ * for this but the process's exit.
+ */
+int fsdata_sync_for_unmount(struct fsdata *d)
+{
+	int64_t said = 0;
+
+	for (;;) {
+		int rc = fsdata_sync_all(d);
+		size_t left = 0;
+		bool waits = false;
+
+		if (rc >= 0 || !d->n_flushers)
+			return rc;
+		pthread_mutex_lock(&d->lock);
+		/* The error came from fsdata_sync_all, which took it off
+		 * the file (wfile_wait_committed): judge it by itself. */
+		for (size_t b = 0; b < FILE_BUCKETS; b++) {
+			for (struct wfile *w = d->files[b]; w; w = w->hnext) {
+				size_t n = w->dirty_bytes + w->inflight_bytes;
+
+				left += n;
+				if (n && failure_waits(d, rc, w->failing_since ?
+						       w->failing_since : mono_ms()))
+					waits = true;
+			}
+		}
+		pthread_mutex_unlock(&d->lock);
+		if (!waits || !left)
+			return rc;
+		if (!said || mono_ms() - said >= 10000) {
+			log_warn("unmount: %zu buffered bytes wait for the cluster (%s); "
+				 "trying again for up to %lld s", left,
+				 log_strerror(rc), (long long)d->write_wait_ms / 1000);
+			said = mono_ms();
+		}
+		sleep(1);
+	}
+}
+
 void fsdata_free(struct fsdata *d)
 {
 	if (!d)
@@ -532,7 +583,7 @@ void fsdata_free(struct fsdata *d)
 	readahead_free(d->ra);
 	d->ra = NULL;
 	if (d->n_flushers) {
-		int rc = fsdata_sync_all(d);
+		int rc = fsdata_sync_for_unmount(d);
 
 		if (rc < 0)
 			log_err("unmount: buffered data could not be stored: %s",

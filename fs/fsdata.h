@@ -99,8 +99,12 @@ ssize_t fsdata_read(struct fsdata *d, uint64_t ino, void *buf, size_t len,
 int fsdata_flush(struct fsdata *d, uint64_t ino);
 /* Make the file durable (see above). */
 int fsdata_fsync(struct fsdata *d, uint64_t ino);
-/* Every file durable (syncfs, unmount). */
+/* Every file durable (syncfs). */
 int fsdata_sync_all(struct fsdata *d);
+/* The same for an unmount: while flushes fail for want of a daemon, try
+ * again every second for as long as writers would wait (above), then
+ * return the error. */
+int fsdata_sync_for_unmount(struct fsdata *d);
 
 /* The size including buffered writes, if anything is buffered. */
 bool fsdata_size(struct fsdata *d, uint64_t ino, uint64_t *size);

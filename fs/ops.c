@@ -210,7 +210,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 static void op_destroy(void *userdata)
 {
 	struct fsctx *fs = userdata;
-	int rc = fsdata_sync_all(fs->data);
+	int rc = fsdata_sync_for_unmount(fs->data);
 
 	if (rc < 0)
 		log_err("unmount: flushing file data failed: %s", log_strerror(rc));

@@ -9,8 +9,9 @@
 # keep answering meanwhile, and once they are thawed the same read
 # succeeds and the written file reaches the daemons; a copy made while
 # one daemon hangs waits for it and loses nothing, and a close then does
-# not fail for a flush a retry will cure; an unmount that has to drop
-# buffered data names the file; an idle
+# not fail for a flush a retry will cure; an unmount waits for a hung
+# daemon as long as writers would, and one that has to drop buffered
+# data names the file; an idle
 # mount uses no CPU; the threads of cairnfs and cairnd carry names that
 # tell them apart (top -H, ps -L, perf).
 . "$srcdir/tests/integ/lib.sh"
@@ -247,15 +248,51 @@ grep -q "closing output file.*timed out" "$T/after.err" ||
 sync "$MNT/early" "$MNT/after" || fail "the files closed during the outage cannot be synced once it is over"
 reads_back_after_remount early after
 
-# Unmounted while a daemon hangs, with a file still buffered: the mount
-# tries once more to store it, then names the file and what it dropped.
+# Unmounted while a daemon hangs, with a file still buffered: the process
+# keeps trying to store it for as long as writers would wait (12 call
+# timeouts), so a daemon back within that loses nothing (parked); one
+# that stays away longer costs the data, and the log names the file and
+# what it dropped (lost).
+wait_exit() {   # wait_exit SECONDS: the mount's process is gone by then
+	n_=0
+	while kill -0 "$FS_PID" 2>/dev/null; do
+		n_=$((n_ + 1))
+		[ $n_ -gt $(($1 * 10)) ] && return 1
+		sleep 0.1
+	done
+	FS_PID=
+}
+log_count() { grep -c "$1" "$T/cairnfs.log"; }
+fs_mount "timeout=2000" || fail "remount failed"
+head -c 4M /dev/urandom >"$T/parked"
+waits0=$(log_count "buffered bytes wait for the cluster")
+drops0=$(log_count "buffered bytes dropped")
+kill -STOP "$(daemon_pid 1)"
+cp "$T/parked" "$MNT/parked" || { kill -CONT "$(daemon_pid 1)"; fail "cp failed"; }
+fusermount3 -u "$MNT" || { kill -CONT "$(daemon_pid 1)"; fail "unmount failed"; }
+sleep 4
+kill -CONT "$(daemon_pid 1)"
+wait_exit 30 || fail "cairnfs did not exit within 30 s of the daemon's return"
+[ "$(log_count "buffered bytes wait for the cluster")" -gt "$waits0" ] ||
+	fail "the unmount did not have to wait (the daemon hang did not hold the flush back)"
+[ "$(log_count "buffered bytes dropped")" -eq "$drops0" ] ||
+	fail "an unmount dropped data although the daemon came back within the wait"
+fs_mount "timeout=2000" || fail "remount failed"
+cmp -s "$MNT/parked" "$T/parked" || fail "a file unmounted while a daemon hung reads back wrong"
+fs_umount
+
 fs_mount "timeout=2000" || fail "remount failed"
 head -c 4M /dev/urandom >"$T/lost"
 kill -STOP "$(daemon_pid 1)"
 cp "$T/lost" "$MNT/lost" || { kill -CONT "$(daemon_pid 1)"; fail "cp failed"; }
 lost_ino=$(stat -c %i "$MNT/lost")
-fs_umount
+t0=$(date +%s)
+fusermount3 -u "$MNT" || { kill -CONT "$(daemon_pid 1)"; fail "unmount failed"; }
+wait_exit 60 || { kill -CONT "$(daemon_pid 1)"; fail "cairnfs still runs 60 s after the unmount"; }
+took=$(($(date +%s) - t0))
 kill -CONT "$(daemon_pid 1)"
+figure unmount_gives_up_after_s "$took" s
+[ "$took" -ge 20 ] || fail "the unmount gave up after $took s, before 12 call timeouts (24 s)"
 grep -q "unmount: buffered data could not be stored" "$T/cairnfs.log" ||
 	fail "an unmount that dropped buffered data did not say so"
 grep -q "unmount: inode $lost_ino: 4194304 buffered bytes dropped" "$T/cairnfs.log" ||
