@@ -105,6 +105,12 @@ int fsdata_sync_all(struct fsdata *d);
  * again every second for as long as writers would wait (above), then
  * return the error. */
 int fsdata_sync_for_unmount(struct fsdata *d);
+/* At mount: store the data that an earlier unmount could not store and
+ * parked (parked.h), before anything is served. 0, or -errno with err
+ * filled in: the mount must then be refused (the parked files stay). A
+ * read-only mount stores nothing and says so in the log. */
+int fsdata_replay_parked(struct fsdata *d, char *err, size_t err_len)
+	__attribute__((warn_unused_result));
 
 /* The size including buffered writes, if anything is buffered. */
 bool fsdata_size(struct fsdata *d, uint64_t ino, uint64_t *size);

@@ -116,6 +116,8 @@ struct fsdata {
 	size_t total_dirty;          /* dirty + inflight, all files */
 	unsigned flushing;           /* flushers at work on a file */
 	bool stopping;
+	bool discard_on_free;         /* a refused mount: what is buffered came
+				      * from parked files and stays there */
 	pthread_t flushers[FLUSHERS];
 	unsigned n_flushers;
 	pthread_t deleter;

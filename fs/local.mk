@@ -7,6 +7,7 @@ fs_libfs_a_SOURCES = \
 	fs/fsdata.c fs/fsdata.h fs/fsdata_int.h fs/fsdata_read.c \
 	fs/flusher.c fs/deleter.c \
 	fs/segs.c fs/segs.h \
+	fs/parked.c fs/parked.h \
 	fs/readahead.c fs/readahead.h \
 	fs/workpool.c fs/workpool.h \
 	fs/loop.c fs/loop.h \
@@ -48,6 +49,14 @@ tests_unit_test_loop_LDADD = $(FS_LIBS) $(CMOCKA_LIBS)
 tests_unit_test_segs_SOURCES = tests/unit/test_segs.c
 tests_unit_test_segs_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_segs_LDADD = $(FS_LIBS) $(CMOCKA_LIBS)
+
+# The parked-file decoder (fs/parked.h) reads files from local disk.
+check_PROGRAMS += tests/fuzz/fuzz_parked
+tests_fuzz_fuzz_parked_SOURCES = tests/fuzz/fuzz_parked.c fs/parked.c
+tests_fuzz_fuzz_parked_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
+tests_fuzz_fuzz_parked_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LINK_FLAGS)
+tests_fuzz_fuzz_parked_LDADD = $(FUZZ_MAIN_LIB) $(CRYPTO_LIBS)
+FUZZ_TARGETS += fuzz_parked
 
 # Mount tests: a real cairnfs over real daemons.
 FS_INTEG_TESTS = tests/integ/t-fs-posix.sh tests/integ/t-fs-apps.sh \

@@ -263,7 +263,7 @@ static int fs_open(struct fsctx *fs, const char *volume, char *err,
 			 log_strerror(rc));
 		return rc;
 	}
-	return 0;
+	return fsdata_replay_parked(fs->data, err, err_len);
 }
 
 static void fs_close(struct fsctx *fs)

@@ -10,8 +10,9 @@
 # succeeds and the written file reaches the daemons; a copy made while
 # one daemon hangs waits for it and loses nothing, and a close then does
 # not fail for a flush a retry will cure; an unmount waits for a hung
-# daemon as long as writers would, and one that has to drop buffered
-# data names the file; an idle
+# daemon as long as writers would, then parks what it could not store
+# (sealed, in the metadata dir), and the next mount stores it before it
+# serves, or is refused while it cannot; an idle
 # mount uses no CPU; the threads of cairnfs and cairnd carry names that
 # tell them apart (top -H, ps -L, perf).
 . "$srcdir/tests/integ/lib.sh"
@@ -250,9 +251,8 @@ reads_back_after_remount early after
 
 # Unmounted while a daemon hangs, with a file still buffered: the process
 # keeps trying to store it for as long as writers would wait (12 call
-# timeouts), so a daemon back within that loses nothing (parked); one
-# that stays away longer costs the data, and the log names the file and
-# what it dropped (lost).
+# timeouts), so a daemon back within that loses nothing (waited); what a
+# longer outage keeps from the cluster is parked on local disk (lost).
 wait_exit() {   # wait_exit SECONDS: the mount's process is gone by then
 	n_=0
 	while kill -0 "$FS_PID" 2>/dev/null; do
@@ -264,11 +264,11 @@ wait_exit() {   # wait_exit SECONDS: the mount's process is gone by then
 }
 log_count() { grep -c "$1" "$T/cairnfs.log"; }
 fs_mount "timeout=2000" || fail "remount failed"
-head -c 4M /dev/urandom >"$T/parked"
+head -c 4M /dev/urandom >"$T/waited"
 waits0=$(log_count "buffered bytes wait for the cluster")
 drops0=$(log_count "buffered bytes dropped")
 kill -STOP "$(daemon_pid 1)"
-cp "$T/parked" "$MNT/parked" || { kill -CONT "$(daemon_pid 1)"; fail "cp failed"; }
+cp "$T/waited" "$MNT/waited" || { kill -CONT "$(daemon_pid 1)"; fail "cp failed"; }
 fusermount3 -u "$MNT" || { kill -CONT "$(daemon_pid 1)"; fail "unmount failed"; }
 sleep 4
 kill -CONT "$(daemon_pid 1)"
@@ -278,7 +278,7 @@ wait_exit 30 || fail "cairnfs did not exit within 30 s of the daemon's return"
 [ "$(log_count "buffered bytes dropped")" -eq "$drops0" ] ||
 	fail "an unmount dropped data although the daemon came back within the wait"
 fs_mount "timeout=2000" || fail "remount failed"
-cmp -s "$MNT/parked" "$T/parked" || fail "a file unmounted while a daemon hung reads back wrong"
+cmp -s "$MNT/waited" "$T/waited" || fail "a file unmounted while a daemon hung reads back wrong"
 fs_umount
 
 fs_mount "timeout=2000" || fail "remount failed"
@@ -290,13 +290,40 @@ t0=$(date +%s)
 fusermount3 -u "$MNT" || { kill -CONT "$(daemon_pid 1)"; fail "unmount failed"; }
 wait_exit 60 || { kill -CONT "$(daemon_pid 1)"; fail "cairnfs still runs 60 s after the unmount"; }
 took=$(($(date +%s) - t0))
-kill -CONT "$(daemon_pid 1)"
 figure unmount_gives_up_after_s "$took" s
-[ "$took" -ge 20 ] || fail "the unmount gave up after $took s, before 12 call timeouts (24 s)"
+[ "$took" -ge 20 ] ||
+	{ kill -CONT "$(daemon_pid 1)"; fail "the unmount gave up after $took s, before 12 call timeouts (24 s)"; }
 grep -q "unmount: buffered data could not be stored" "$T/cairnfs.log" ||
-	fail "an unmount that dropped buffered data did not say so"
-grep -q "unmount: inode $lost_ino: 4194304 buffered bytes dropped" "$T/cairnfs.log" ||
-	fail "the unmount did not name the file whose data it dropped"
+	{ kill -CONT "$(daemon_pid 1)"; fail "an unmount that could not store buffered data did not say so"; }
+# What it could not store is parked (sealed) in the metadata dir, not lost.
+grep -q "unmount: inode $lost_ino: 4194304 buffered bytes parked in $META/parked" "$T/cairnfs.log" ||
+	{ kill -CONT "$(daemon_pid 1)"; fail "the unmount did not park the data it could not store"; }
+[ -f "$META/parked/$lost_ino" ] || { kill -CONT "$(daemon_pid 1)"; fail "no parked file for inode $lost_ino"; }
+[ "$(stat -c %a "$META/parked/$lost_ino")" = 600 ] ||
+	{ kill -CONT "$(daemon_pid 1)"; fail "the parked file is not mode 0600"; }
+clear=$(xxd -p -s 1000000 -l 32 "$T/lost" | tr -d '\n')
+xxd -p "$META/parked/$lost_ino" | tr -d '\n' | grep -q "$clear" &&
+	{ kill -CONT "$(daemon_pid 1)"; fail "the parked file holds the data in the clear"; }
+# A mount while the daemon still hangs must store it first, cannot, and
+# is refused with the reason; the parked file stays.
+if fs_mount "timeout=2000"; then
+	kill -CONT "$(daemon_pid 1)"
+	fail "a mount succeeded although the parked data could not be stored"
+fi
+kill -CONT "$(daemon_pid 1)"
+grep -q "inode $lost_ino that an earlier unmount could not store.*cannot be stored yet" "$T/cairnfs.log" ||
+	fail "the refused mount did not say why"
+[ -f "$META/parked/$lost_ino" ] || fail "a refused mount removed the parked file"
+# Once the daemon is back, the next mount stores it, and the file is whole.
+fs_mount "timeout=2000" || fail "mount with the cluster back failed: $(tail -3 "$T/cairnfs.log")"
+grep -q "inode $lost_ino: 4194304 bytes parked by an earlier unmount are stored" "$T/cairnfs.log" ||
+	fail "the mount did not store the parked data"
+[ ! -e "$META/parked/$lost_ino" ] || fail "the parked file outlived its storing"
+cmp -s "$MNT/lost" "$T/lost" || fail "the parked file's data reads back wrong"
+fs_umount
+fs_mount "timeout=2000" || fail "remount failed"
+cmp -s "$MNT/lost" "$T/lost" || fail "the parked file's data reads back wrong after a remount"
+fs_umount
 
 # With that daemon hung again, the file reads back at the pace of the
 # others: once it has timed out, the blocks it holds first are asked of
