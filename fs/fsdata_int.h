@@ -7,6 +7,8 @@
  *   fsdata_read.c  the committed layer and the reads
  *   flusher.c      the flushers, which write buffered bytes back
  *   deleter.c      the deleter, which deletes blocks no file uses any more
+ *   fsdata_parked.c  data an unmount could not store: parked, and
+ *                  stored by the next mount (parked.h has the files)
  */
 #ifndef CAIRN_FSDATA_INT_H
 #define CAIRN_FSDATA_INT_H
@@ -137,5 +139,8 @@ int read_committed(struct fsdata *d, uint64_t ino, uint8_t *buf,
 /* flusher.c, deleter.c: the threads' bodies; arg is the struct fsdata */
 void *flusher_main(void *arg);
 void *deleter_main(void *arg);
+/* fsdata_parked.c: keep w's buffered data in a parked file, at unmount
+ * (flushers stopped), or log that it is dropped */
+void wfile_park(struct fsdata *d, struct wfile *w);
 
 #endif

@@ -7,7 +7,7 @@ fs_libfs_a_SOURCES = \
 	fs/fsdata.c fs/fsdata.h fs/fsdata_int.h fs/fsdata_read.c \
 	fs/flusher.c fs/deleter.c \
 	fs/segs.c fs/segs.h \
-	fs/parked.c fs/parked.h \
+	fs/parked.c fs/parked.h fs/fsdata_parked.c \
 	fs/readahead.c fs/readahead.h \
 	fs/workpool.c fs/workpool.h \
 	fs/loop.c fs/loop.h \
