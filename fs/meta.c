@@ -554,18 +554,16 @@ int meta_open(const char *dir, const struct keys_volume *vol, bool ro,
 		rc = meta_clean_orphans(m, t, &orphans);
 	if (rc < 0)
 		goto fail;
-	if (ro) {
-		mdb_txn_abort(t);
-	} else {
-		rc = mdb_txn_commit(t);
-		if (rc) {
-			t = NULL;
-			rc = lmdb_err(rc);
-			errf(err, err_len, "metadata commit: %s", mdb_strerror(-rc));
-			goto fail;
-		}
-	}
+	/* Committed even when read-only: aborting the transaction that
+	 * opened the database handles would close them, and every later
+	 * read would fail with EINVAL. */
+	rc = mdb_txn_commit(t);
 	t = NULL;
+	if (rc) {
+		rc = lmdb_err(rc);
+		errf(err, err_len, "metadata commit: %s", mdb_strerror(-rc));
+		goto fail;
+	}
 	if (orphans)
 		log_info("metadata: freed %u inodes left unlinked by an earlier crash", orphans);
 	if (!ro) {

@@ -122,6 +122,32 @@ static void fresh_volume_has_a_root_dir_and_survives_reopen(void **state)
 	assert_int_equal(a.mode & 07777, 0644);
 }
 
+/* A read-only open reads what a read-write one wrote, and refuses
+ * changes. (It used to abort the transaction that opened the database
+ * handles, which closed them: every read of a read-only mount failed
+ * with EINVAL.) */
+static void read_only_open_reads_and_refuses_changes(void **state)
+{
+	struct fixture *f = *state;
+	struct meta_attr a;
+	char err[256] = "";
+	uint64_t ino = mk(f->m, ROOT, "kept", S_IFREG | 0640);
+
+	meta_close(f->m);
+	f->m = NULL;
+	assert_int_equal(meta_open(f->dir, keys_volume(f->keys), true, &f->m,
+				   err, sizeof(err)), 0);
+	assert_int_equal(meta_getattr(f->m, ROOT, &a), 0);
+	assert_true(S_ISDIR(a.mode));
+	assert_int_equal(meta_lookup(f->m, ROOT, "kept", &a), 0);
+	assert_int_equal(a.ino, ino);
+	assert_int_equal(a.mode & 07777, 0640);
+	assert_int_equal(meta_getattr(f->m, ino, &a), 0);
+	assert_int_equal(meta_mknod(f->m, ROOT, "new", S_IFREG | 0644, 0, 0, 0, &a),
+			 -EROFS);
+	assert_int_equal(meta_lookup(f->m, ROOT, "new", &a), -ENOENT);
+}
+
 static void another_volume_key_or_second_writer_is_refused(void **state)
 {
 	struct fixture *f = *state;
@@ -566,6 +592,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(fresh_volume_has_a_root_dir_and_survives_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(read_only_open_reads_and_refuses_changes, setup, teardown),
 		cmocka_unit_test_setup_teardown(another_volume_key_or_second_writer_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(names_give_the_right_errno, setup, teardown),
 		cmocka_unit_test_setup_teardown(link_counts_follow_links_and_subdirs, setup, teardown),
