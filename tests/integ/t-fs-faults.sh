@@ -314,6 +314,23 @@ kill -CONT "$(daemon_pid 1)"
 grep -q "inode $lost_ino that an earlier unmount could not store.*cannot be stored yet" "$T/cairnfs.log" ||
 	fail "the refused mount did not say why"
 [ -f "$META/parked/$lost_ino" ] || fail "a refused mount removed the parked file"
+# A damaged parked file stops the mount and names itself; a read-only
+# mount stores nothing, says the parked data is not shown, reads files
+# and refuses writes.
+cp "$META/parked/$lost_ino" "$T/parked.copy"
+printf 'X' | dd of="$META/parked/$lost_ino" bs=1 seek=100 conv=notrunc status=none
+fs_mount "timeout=2000" && fail "a mount succeeded over a damaged parked file"
+grep -q "cannot open $META/parked/$lost_ino, data an earlier unmount could not store" "$T/cairnfs.log" ||
+	fail "the mount refused over a damaged parked file did not name it"
+cp "$T/parked.copy" "$META/parked/$lost_ino"
+fs_mount "timeout=2000,ro" || fail "a read-only mount with parked data failed"
+grep -q "parked/$lost_ino: data an earlier unmount could not store is not shown by a read-only mount" "$T/cairnfs.log" ||
+	fail "a read-only mount did not say parked data is not shown"
+cmp -s "$MNT/early" "$T/early" || fail "a file reads back wrong through a read-only mount"
+touch "$MNT/ro-test" 2>"$T/ro.err" && fail "a read-only mount took a new file"
+grep -q "Read-only file system" "$T/ro.err" || fail "a write to a read-only mount failed otherwise: $(cat "$T/ro.err")"
+fs_umount
+[ -f "$META/parked/$lost_ino" ] || fail "a read-only mount removed the parked file"
 # Once the daemon is back, the next mount stores it, and the file is whole.
 fs_mount "timeout=2000" || fail "mount with the cluster back failed: $(tail -3 "$T/cairnfs.log")"
 grep -q "inode $lost_ino: 4194304 bytes parked by an earlier unmount are stored" "$T/cairnfs.log" ||
