@@ -113,7 +113,7 @@ static void usage(const char *prog)
 	       "                    (at most 128M), the block cache the rest (default 256M)\n"
 	       "    passfile=FILE   passphrase for a wrapped key (else asked on the tty)\n"
 	       "    timeout=MS      network call timeout (default 10000)\n"
-	       "    zstd=N          zstd level for new blocks (default 1)\n"
+	       "    zstd=N          zstd level for new blocks, 1..19 (default 1; -1: none)\n"
 	       "    log=LEVEL       error, warn, info (default) or debug\n"
 	       "    quorum=N        a write succeeds once N owners of each block stored it\n"
 	       "                    (default: all R; lower keeps writes going with an owner\n"
@@ -383,6 +383,14 @@ int main(int argc, char **argv)
 	if (fs.opts.write_quorum < 0 || fs.opts.write_quorum > 16) {
 		fprintf(stderr, "cairnfs: quorum=%d: give 1..16, or 0 for every owner\n",
 			fs.opts.write_quorum);
+		{ rc = 2; goto out; }
+	}
+	/* Checked here: the sealers make their zstd contexts later, on
+	 * their own threads, and a level zstd refuses would fail every
+	 * write of a mount that had come up. */
+	if (fs.opts.zstd_level < -1 || fs.opts.zstd_level > 19) {
+		fprintf(stderr, "cairnfs: zstd=%d: give 1..19, or -1 for no compression\n",
+			fs.opts.zstd_level);
 		{ rc = 2; goto out; }
 	}
 	if (fs.opts.spin_us < 0 || fs.opts.spin_us > 10000) {
