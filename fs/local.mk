@@ -21,7 +21,10 @@ fs_cairnfs_CFLAGS = $(AM_CFLAGS) $(FUSE_CFLAGS) $(SODIUM_CFLAGS)
 fs_cairnfs_LDADD = $(FS_LIBS)
 
 # mount(8) runs mount.cairnfs for -t cairnfs (and mount.fuse3 runs cairnfs
-# for -t fuse.cairnfs): the same program under both names.
+# for -t fuse.cairnfs): the same program under both names. mount(8) looks
+# for mount.TYPE in /sbin and /usr/sbin only, so -t cairnfs needs
+# --prefix=/usr (or --sbindir=/usr/sbin); fuse.cairnfs works from any
+# prefix whose bin is on PATH.
 install-exec-hook: install-cairnfs-mount-helper
 install-cairnfs-mount-helper:
 	$(MKDIR_P) $(DESTDIR)$(sbindir)

@@ -76,6 +76,26 @@ cp "$T/opt.bin" "$MNT/locked.bin" && cmp -s "$MNT/locked.bin" "$T/opt.bin" ||
 fs_umount
 echo "ok   passfile=: the passphrase-protected volume mounts and keeps a file"
 
+# What an fstab line runs. For fuse.cairnfs, mount(8) hands the line to
+# mount.fuse3, which runs cairnfs with the volume, the mountpoint and -o;
+# for -t cairnfs it runs mount.cairnfs (the same program) with mount(8)'s
+# own options ("rw", "_netdev") among ours. Both must mount.
+helper_mounts() {   # helper_mounts WHAT COMMAND...
+	what=$1; shift
+	"$@" 2>>"$T/cairnfs.log" || fail "$what: the mount failed: $(tail -2 "$T/cairnfs.log")"
+	mountpoint -q "$MNT" || fail "$what: exited 0 but nothing is mounted"
+	FS_PID=$(pgrep -n -x cairnfs) || FS_PID=$(pgrep -n -f "mount.cairnfs default")
+	cmp -s "$MNT/opt.bin" "$T/opt.bin" || fail "$what: a file reads back wrong"
+	fs_umount
+	echo "ok   $what"
+}
+command -v mount.fuse3 >/dev/null 2>&1 || fail "mount.fuse3 is missing (Debian package fuse3)"
+helper_mounts "mount.fuse3 cairnfs#default (an fstab line of type fuse.cairnfs)" \
+	mount.fuse3 "cairnfs#default" "$MNT" -o "$GOOD,_netdev,noatime"
+ln -s "$(command -v cairnfs)" "$T/mount.cairnfs"
+helper_mounts "mount.cairnfs as mount(8) runs it for -t cairnfs" \
+	"$T/mount.cairnfs" default "$MNT" -o "rw,_netdev,$GOOD"
+
 for i in 1 2 3; do daemon_kill $i; done
 t0=$(date +%s)
 expect_refused "unreachable cluster" "cannot reach" -o "cluster=$CFG,key=$KEY,meta=$T/meta2,timeout=2000"
