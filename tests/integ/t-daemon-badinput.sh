@@ -118,6 +118,29 @@ daemon_start 1 --handshake-timeout 1s --gossip-interval 0 || fail "restart faile
 probe normal || fail "well-behaved client failed after restart"
 echo "checked: map reloaded after restart"
 
+# The connection cap, the idle timeout and buffered I/O, as flags: over
+# the cap a connection is closed at accept (and logged) while those
+# within it are served; an authenticated connection that goes quiet is
+# closed after --idle-timeout; with --no-direct-io blocks still round-trip.
+daemon_stop 1 || fail "cairnd did not exit 0 on SIGTERM"
+daemon_start 1 --max-connections 4 --idle-timeout 2s --handshake-timeout 3s \
+	--gossip-interval 0 --no-direct-io || fail "restart with --max-connections failed"
+cairnd --config "$T/empty.conf" --print-config --no-direct-io | grep -q "^direct-io = no" ||
+	fail "--print-config does not show --no-direct-io"
+capped0=$(grep -c "connection cap 4 reached, closing" "$T/d1.log")
+probe slowloris 6 2.5 >"$T/cap.out" &
+CAP=$!
+n=0
+while [ "$(grep -c "connection cap 4 reached, closing" "$T/d1.log")" -lt $((capped0 + 2)) ]; do
+	n=$((n + 1))
+	[ $n -gt 50 ] && fail "6 connections to a daemon capped at 4: the cap closed fewer than 2"
+	sleep 0.1
+done
+wait "$CAP"
+probe normal || fail "well-behaved client failed once the capped connections were gone"
+probe idle 1.5 6 || fail "--idle-timeout 2s did not close an idle connection in time"
+echo "checked: --max-connections, --idle-timeout, --no-direct-io"
+
 REJ=$(grep -c -e "closing" -e "refused" "$T/d1.log")
 figure badinput_rejections_logged "$REJ" lines
 # each rejected input left a line naming the peer and the reason

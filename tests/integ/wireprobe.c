@@ -7,7 +7,7 @@
  * Each mode prints one line saying what it checked and exits 0 when the
  * daemon behaved as it must, 1 when not, 2 on a usage or local error.
  * Modes: normal, raw-header VERSION OPCODE FLAGS LEN, auth-header OPCODE LEN,
- * truncated, garbage N, silent MAX_S, slowloris N MAX_S, wrong-secret,
+ * truncated, garbage N, silent MAX_S, idle MIN_S MAX_S, slowloris N MAX_S, wrong-secret,
  * replay, bitflip, unsupported, map-push KEYFILE EPOCH [badsig] [ADDR...]
  * (a map of this daemon and the ADDRs), map-epoch, put-many FROM TO FILE,
  * check-many FILE, status KEY, stale EPOCH, slow-frame MAX_S, noread MAX_S,
@@ -289,6 +289,28 @@ static int mode_silent(int argc, char **argv)
 	}
 	printf("ok silent: a connection that sent nothing was closed after "
 	       "%.3f s\n", t);
+	return 0;
+}
+
+/* An authenticated connection that then says nothing must be closed by
+ * the daemon's idle timeout, and not before MIN_S. */
+static int mode_idle(int argc, char **argv)
+{
+	double min = argc > 0 ? atof(argv[0]) : 0, max = argc > 1 ? atof(argv[1]) : 10, t;
+	struct peer p;
+
+	open_auth(&p);
+	t = wait_closed(p.fd, max);
+	close(p.fd);
+	if (t < 0) {
+		printf("FAIL idle: an idle authenticated connection still open after %.1f s\n", max);
+		return 1;
+	}
+	if (t < min) {
+		printf("FAIL idle: closed after %.3f s, before the idle timeout (%.1f s)\n", t, min);
+		return 1;
+	}
+	printf("ok idle: an idle authenticated connection was closed after %.3f s\n", t);
 	return 0;
 }
 
@@ -801,6 +823,8 @@ int main(int argc, char **argv)
 		return mode_silent(argc, argv);
 	if (!strcmp(mode, "slowloris"))
 		return mode_slowloris(argc, argv);
+	if (!strcmp(mode, "idle"))
+		return mode_idle(argc, argv);
 	if (!strcmp(mode, "wrong-secret"))
 		return mode_wrong_secret();
 	if (!strcmp(mode, "replay"))
