@@ -430,8 +430,9 @@ static const char *conf_type_name(enum conf_type t)
 void conf_print_help(FILE *f, const struct conf_option *opts)
 {
 	for (const struct conf_option *o = opts; o->name; o++) {
-		fprintf(f, "  --%s%s%s\n", o->name,
-			o->type == CONF_BOOL ? "" : "=",
+		/* a switch is turned off with --no-NAME: say so */
+		fprintf(f, "  --%s%s%s%s\n", o->type == CONF_BOOL ? "[no-]" : "",
+			o->name, o->type == CONF_BOOL ? "" : "=",
 			o->type == CONF_BOOL ? "" : conf_type_name(o->type));
 		fprintf(f, "        %s", o->help ? o->help : "");
 		if (o->def && *o->def)

@@ -248,6 +248,8 @@ static void help_lists_every_option(void **state)
 		assert_non_null(strstr(buf, o->help));
 	}
 	assert_non_null(strstr(buf, "(default: 256M)"));
+	/* a switch shows how to turn it off */
+	assert_non_null(strstr(buf, "--[no-]verbose\n"));
 	free(buf);
 }
 
