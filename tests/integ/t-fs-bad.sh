@@ -84,7 +84,7 @@ helper_mounts() {   # helper_mounts WHAT COMMAND...
 	what=$1; shift
 	"$@" 2>>"$T/cairnfs.log" || fail "$what: the mount failed: $(tail -2 "$T/cairnfs.log")"
 	mountpoint -q "$MNT" || fail "$what: exited 0 but nothing is mounted"
-	FS_PID=$(pgrep -n -x cairnfs) || FS_PID=$(pgrep -n -f "mount.cairnfs default")
+	FS_PID=$(pgrep -n -f -- " $MNT") || fail "$what: no process serves $MNT"
 	cmp -s "$MNT/opt.bin" "$T/opt.bin" || fail "$what: a file reads back wrong"
 	fs_umount
 	echo "ok   $what"
