@@ -2,6 +2,8 @@
 noinst_LIBRARIES += daemon/libdaemon.a
 daemon_libdaemon_a_SOURCES = \
 	daemon/store.c daemon/store.h \
+	daemon/pack.c daemon/pack.h \
+	daemon/packstore.c daemon/packstore.h \
 	daemon/diskpool.c daemon/diskpool.h \
 	daemon/peer.c daemon/peer.h \
 	daemon/srv.c daemon/srv.h daemon/srv_int.h \
@@ -19,6 +21,19 @@ TESTS += tests/unit/test_store
 tests_unit_test_store_SOURCES = tests/unit/test_store.c
 tests_unit_test_store_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SODIUM_CFLAGS)
 tests_unit_test_store_LDADD = $(DAEMON_LIBS) $(CMOCKA_LIBS)
+
+check_PROGRAMS += tests/unit/test_pack
+TESTS += tests/unit/test_pack
+tests_unit_test_pack_SOURCES = tests/unit/test_pack.c
+tests_unit_test_pack_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(XXHASH_CFLAGS)
+tests_unit_test_pack_LDADD = $(DAEMON_LIBS) $(CMOCKA_LIBS)
+
+check_PROGRAMS += tests/fuzz/fuzz_pack
+tests_fuzz_fuzz_pack_SOURCES = tests/fuzz/fuzz_pack.c daemon/pack.c
+tests_fuzz_fuzz_pack_CFLAGS = $(AM_CFLAGS) $(XXHASH_CFLAGS)
+tests_fuzz_fuzz_pack_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LINK_FLAGS)
+tests_fuzz_fuzz_pack_LDADD = $(FUZZ_MAIN_LIB) $(XXHASH_LIBS)
+FUZZ_TARGETS += fuzz_pack
 
 # wireprobe: a raw and well-behaved test client of cairnd
 check_PROGRAMS += tests/integ/wireprobe

@@ -30,6 +30,7 @@
  */
 #define _GNU_SOURCE
 #include "daemon/store.h"
+#include "daemon/packstore.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -57,6 +58,7 @@
 #define STORE_MAGIC_V1 "CRB1"
 
 _Static_assert(STORE_HEADER_BYTES == 4 + 4 + STORE_SUM_BYTES, "header layout");
+_Static_assert(STORE_PACK_MIN == PACK_MAX_BLOCK, "one threshold");
 
 struct store {
 	int blocks_fd;                   /* DIR/blocks */
@@ -73,6 +75,7 @@ struct store {
 	pthread_t committer;
 	bool direct;                     /* atomic: O_DIRECT still in use */
 	bool no_noreplace;               /* atomic: no RENAME_NOREPLACE here */
+	struct packstore *packs;         /* blocks under PACK_MAX_BLOCK */
 };
 
 /* O_DIRECT wants buffers, offsets and lengths aligned to the logical block
@@ -92,6 +95,9 @@ struct put_entry {
 	int result;                      /* store_put's result */
 	bool written;                    /* a temp file to link (else held) */
 	bool is_delete;                  /* a DELETE: only the syncs */
+	bool packed;                     /* in a pack: t says where */
+	bool held_in_pack;               /* already indexed: durable */
+	struct pack_ticket t;
 	char tmp[96], name[80];          /* relative to blocks/ */
 };
 
@@ -179,6 +185,26 @@ static int slot_scan(struct store *st, unsigned slot)
 
 static void *committer_main(void *arg);
 
+/* The pack files of the small blocks, DIR/packs (packstore.h). */
+static int open_packs(struct store *st, const char *dir)
+{
+	struct packstore_stats ps;
+	char *path;
+	int err;
+
+	if (asprintf(&path, "%s/packs", dir) < 0)
+		return -ENOMEM;
+	err = packstore_open(path, &st->packs);
+	free(path);
+	if (err)
+		return err;
+	packstore_get_stats(st->packs, &ps);
+	st->stats.blocks += ps.blocks;
+	st->stats.bytes += ps.bytes;
+	st->stats.corrupt += ps.bad_records;
+	return 0;
+}
+
 /*
  * Ask the filesystem to spread the slot directories over the disk, as ext4
  * spreads top-level directories (the FS_TOPDIR_FL flag, `chattr +T`).
@@ -239,6 +265,8 @@ int store_open(const char *dir, struct store **out)
 	path = NULL;
 	for (unsigned s = 0; s < STORE_SLOTS && !err; s++)
 		err = slot_scan(st, s);
+	if (!err)
+		err = open_packs(st, dir);
 	if (!err) {
 		err = -pthread_create(&st->committer, NULL, committer_main, st);
 		st->committer_running = !err;
@@ -264,6 +292,7 @@ void store_close(struct store *st)
 		pthread_mutex_unlock(&st->put_lock);
 		pthread_join(st->committer, NULL);
 	}
+	packstore_close(st->packs);
 	pthread_mutex_destroy(&st->put_lock);
 	pthread_cond_destroy(&st->put_cond);
 	if (st->blocks_fd >= 0)
@@ -357,20 +386,63 @@ static int name_block(struct store *st, const char *tmp, const char *name)
 	return r;
 }
 
-/* One batch: data durable, names given, names durable; then answers. */
+/* Whether e waits on the filesystem's syncs (a block file written, held
+ * or removed), not only on its pack's. */
+static bool needs_syncfs(const struct put_entry *e)
+{
+	return !e->packed && !e->held_in_pack;
+}
+
+/* Make durable the packs the batch's packed entries appended to. */
+static int sync_packs(struct store *st, struct put_entry *batch)
+{
+	struct pack_ticket **t;
+	size_t n = 0;
+	int err;
+
+	for (struct put_entry *e = batch; e; e = e->next)
+		n += e->packed;
+	if (!n)
+		return 0;
+	t = malloc(n * sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	n = 0;
+	for (struct put_entry *e = batch; e; e = e->next)
+		if (e->packed)
+			t[n++] = &e->t;
+	err = packstore_sync_tickets(st->packs, t, n);
+	free(t);
+	return err;
+}
+
+/* One batch: data durable, names given, names durable; then answers. A
+ * batch of packed blocks only costs one fdatasync per pack. */
 static void commit_batch(struct store *st, struct put_entry *batch)
 {
+	bool files = false;
+	int err = 0, perr;
+
+	for (struct put_entry *e = batch; e; e = e->next)
+		files |= needs_syncfs(e);
 	/* commit_fd is an open file of its own, synced by no one else:
 	 * syncfs reports a writeback error once per open file, so no other
 	 * sync can take the error that belongs to this batch. */
-	int err = syncfs(st->commit_fd) < 0 ? -errno : 0;
+	if (files && syncfs(st->commit_fd) < 0)
+		err = -errno;
+	perr = sync_packs(st, batch);
 
 	for (struct put_entry *e = batch; e; e = e->next) {
-		if (!e->written) {
+		if (e->packed) {
+			if (perr) {
+				packstore_release(st->packs, &e->t);
+				e->result = perr;
+			} else {
+				e->result = packstore_commit(st->packs, &e->t);
+			}
+		} else if (!e->written) {
 			e->result = 0;           /* held or deleted: only the syncs */
-			continue;
-		}
-		if (err) {
+		} else if (err) {
 			unlinkat(st->blocks_fd, e->tmp, 0);
 			e->result = err;
 		} else {
@@ -379,13 +451,13 @@ static void commit_batch(struct store *st, struct put_entry *batch)
 	}
 	/* Also makes durable the names of held blocks that a racing PUT
 	 * linked in an earlier batch still syncing: every answer is durable. */
-	if (!err && syncfs(st->commit_fd) < 0)
+	if (files && !err && syncfs(st->commit_fd) < 0)
 		err = -errno;
 	while (batch) {
 		struct put_entry *e = batch;
 
 		batch = e->next;
-		if (err && e->result >= 0)
+		if (err && needs_syncfs(e) && e->result >= 0)
 			e->result = err;
 		if (e->result < 0) {
 			STAT_ADD(st, errors, 1);
@@ -408,6 +480,7 @@ static void commit_batch(struct store *st, struct put_entry *batch)
 static void *committer_main(void *arg)
 {
 	struct store *st = arg;
+	bool compact_due = true;         /* a pack may be half dead from before */
 
 	thread_name("store-commit");
 
@@ -418,6 +491,19 @@ static void *committer_main(void *arg)
 		if (!batch) {
 			if (st->committer_stop)
 				break;
+			if (compact_due) {
+				/* Idle: compact one pack, then look at the
+				 * queue again before the next. */
+				int r;
+
+				pthread_mutex_unlock(&st->put_lock);
+				r = packstore_compact(st->packs);
+				if (r < 0)
+					STAT_ADD(st, errors, 1);
+				compact_due = r == 1;
+				pthread_mutex_lock(&st->put_lock);
+				continue;
+			}
 			pthread_cond_wait(&st->put_cond, &st->put_lock);
 			continue;
 		}
@@ -425,6 +511,7 @@ static void *committer_main(void *arg)
 		st->put_tail = &st->put_head;
 		pthread_mutex_unlock(&st->put_lock);
 		commit_batch(st, batch);
+		compact_due = true;
 		pthread_mutex_lock(&st->put_lock);
 	}
 	pthread_mutex_unlock(&st->put_lock);
@@ -581,7 +668,14 @@ int store_put_async(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 	/* Paths relative to blocks/ rather than an fd per slot directory:
 	 * the dcache resolves "ssss/" for less than an open and a close. */
 	snprintf(e->name, sizeof(e->name), "%04x/%s", slot, hex);
-	if (faccessat(st->blocks_fd, e->name, F_OK, 0) != 0) {
+	if (len < PACK_MAX_BLOCK && packstore_has(st->packs, addr)) {
+		e->held_in_pack = true;      /* indexed only once durable */
+	} else if (faccessat(st->blocks_fd, e->name, F_OK, 0) == 0) {
+		/* held as a file (small blocks were files before packs) */
+	} else if (len < PACK_MAX_BLOCK) {
+		err = packstore_append(st->packs, addr, data, len, &e->t);
+		e->packed = !err;
+	} else {
 		snprintf(e->tmp, sizeof(e->tmp), "%04x/.tmp-%.16s-%llu", slot, hex,
 			 (unsigned long long)__atomic_add_fetch(&st->tmp_seq, 1,
 								__ATOMIC_RELAXED));
@@ -646,6 +740,26 @@ void store_block_path(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 	addr_hex(addr, hex);
 	slot_name(addr_slot(addr), sn);
 	snprintf(buf, len, "%s/%s/%s", st->root, sn, hex);
+}
+
+int store_block_locate(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
+		       char *path, size_t len, uint64_t *off)
+{
+	if (packstore_locate(st->packs, addr, path, len, off) == 0)
+		return 0;
+	store_block_path(st, addr, path, len);
+	*off = STORE_HEADER_BYTES;
+	return access(path, F_OK) == 0 ? 0 : -ENOENT;
+}
+
+int store_compact(struct store *st)
+{
+	return packstore_compact(st->packs);
+}
+
+void store_set_pack_limit(struct store *st, uint64_t bytes)
+{
+	packstore_set_pack_limit(st->packs, bytes);
 }
 
 static int block_open(struct store *st, const uint8_t *addr, int flags)
@@ -722,8 +836,22 @@ int store_get_buf(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 	uint8_t sum[STORE_SUM_BYTES], *buf = NULL;
 	struct stat sb;
 	uint32_t len = 0;
-	int fd, err;
+	int fd = -1, err;
 
+	err = packstore_get(st->packs, addr, &buf, data, out_len);
+	if (err != -ENOENT) {
+		if (!err) {
+			STAT_ADD(st, gets, 1);
+			STAT_ADD(st, bytes_read, *out_len);
+			*out = buf;
+		} else if (err == -EBADMSG) {
+			STAT_ADD(st, corrupt, 1);
+		} else {
+			STAT_ADD(st, errors, 1);
+		}
+		return err;
+	}
+	buf = NULL;
 	fd = block_open(st, addr, O_RDONLY);
 	if (fd < 0) {
 		err = fd;
@@ -788,6 +916,8 @@ int store_has(struct store *st, const uint8_t addr[STORE_ADDR_BYTES])
 {
 	char hex[2 * STORE_ADDR_BYTES + 1], path[80];
 
+	if (packstore_has(st->packs, addr))
+		return 1;
 	addr_hex(addr, hex);
 	snprintf(path, sizeof(path), "%04x/%s", addr_slot(addr), hex);
 	if (faccessat(st->blocks_fd, path, F_OK, 0) == 0)
@@ -801,16 +931,34 @@ int store_delete_async(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 	char hex[2 * STORE_ADDR_BYTES + 1], name[80];
 	struct put_entry *e;
 	struct stat sb;
+	uint32_t plen = 0;
+	int err;
 
 	addr_hex(addr, hex);
 	snprintf(name, sizeof(name), "%04x/%s", addr_slot(addr), hex);
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
+	e->done = done;
+	e->arg = arg;
+	e->is_delete = true;
+	/* In a pack: out of the index now, its tombstone durable with the
+	 * batch. */
+	err = packstore_delete(st->packs, addr, &e->t, &plen);
+	if (err != -ENOENT) {
+		if (err) {
+			free(e);
+			return err;
+		}
+		e->packed = true;
+		STAT_SUB(st, blocks, 1);
+		STAT_SUB(st, bytes, plen);
+		commit_enqueue(st, e);
+		return 0;
+	}
 	if (fstatat(st->blocks_fd, name, &sb, 0) < 0 ||
 	    unlinkat(st->blocks_fd, name, 0) < 0) {
-		int err = errno == ENOTDIR ? -ENOENT : -errno;
-
+		err = errno == ENOTDIR ? -ENOENT : -errno;
 		free(e);
 		return err;
 	}
@@ -819,9 +967,6 @@ int store_delete_async(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 		STAT_SUB(st, bytes, (uint64_t)sb.st_size - STORE_HEADER_BYTES);
 	/* Answered once the committer's next sync made the unlink durable:
 	 * a batch of DELETEs (a file removed) shares one sync, as PUTs do. */
-	e->done = done;
-	e->arg = arg;
-	e->is_delete = true;
 	commit_enqueue(st, e);
 	return 0;
 }
@@ -842,19 +987,15 @@ static int entry_cmp(const void *a, const void *b)
 	return memcmp(a, b, STORE_ADDR_BYTES);
 }
 
-int store_list(struct store *st, unsigned slot, const uint8_t *after,
-	       struct store_entry *out, unsigned max, bool *more)
+/* The block files of a slot after `after`, appended to *all. */
+static int list_files(struct store *st, unsigned slot, const uint8_t *after,
+		      struct store_entry **all, size_t *n, size_t *cap)
 {
-	struct store_entry *all = NULL;
-	size_t n = 0, cap = 0;
 	struct dirent *e;
 	struct stat sb;
 	DIR *d;
 	int fd, err = 0;
 
-	*more = false;
-	if (slot >= STORE_SLOTS)
-		return -EINVAL;
 	fd = slot_dir_open(st, slot, false);
 	if (fd < 0)
 		return fd == -ENOENT ? 0 : fd;
@@ -873,40 +1014,75 @@ int store_list(struct store *st, unsigned slot, const uint8_t *after,
 		if (fstatat(dirfd(d), e->d_name, &sb, 0) < 0 ||
 		    sb.st_size < STORE_HEADER_BYTES)
 			continue;
-		if (n == cap) {
-			size_t nc = cap ? 2 * cap : 256;
-			struct store_entry *na = realloc(all, nc * sizeof(*na));
+		if (*n == *cap) {
+			size_t nc = *cap ? 2 * *cap : 256;
+			struct store_entry *na = realloc(*all, nc * sizeof(*na));
 
 			if (!na) {
 				err = -ENOMEM;
-				goto out;
+				break;
 			}
-			all = na;
-			cap = nc;
+			*all = na;
+			*cap = nc;
 		}
-		memcpy(all[n].addr, a, STORE_ADDR_BYTES);
-		all[n].size = (uint32_t)(sb.st_size - STORE_HEADER_BYTES);
-		n++;
+		memcpy((*all)[*n].addr, a, STORE_ADDR_BYTES);
+		(*all)[*n].size = (uint32_t)(sb.st_size - STORE_HEADER_BYTES);
+		(*n)++;
+	}
+	closedir(d);
+	return err;
+}
+
+int store_list(struct store *st, unsigned slot, const uint8_t *after,
+	       struct store_entry *out, unsigned max, bool *more)
+{
+	struct store_entry *all = NULL;
+	size_t n = 0, cap = 0, kept = 0;
+	int err;
+
+	*more = false;
+	if (slot >= STORE_SLOTS)
+		return -EINVAL;
+	err = packstore_list(st->packs, slot, &all, &n, &cap);
+	if (!err)
+		err = list_files(st, slot, after, &all, &n, &cap);
+	if (err) {
+		free(all);
+		return err;
 	}
 	if (n)
 		qsort(all, n, sizeof(*all), entry_cmp);
+	/* Packed entries come unfiltered; and a block can be both a file
+	 * (from before packs) and packed: name it once. */
+	for (size_t i = 0; i < n; i++) {
+		if (after && memcmp(all[i].addr, after, STORE_ADDR_BYTES) <= 0)
+			continue;
+		if (kept && !memcmp(all[kept - 1].addr, all[i].addr, STORE_ADDR_BYTES))
+			continue;
+		all[kept++] = all[i];
+	}
+	n = kept;
 	if (n > max) {
 		*more = true;
 		n = max;
 	}
 	if (n)
 		memcpy(out, all, n * sizeof(*out));
-	err = (int)n;
-out:
-	closedir(d);
 	free(all);
-	return err;
+	return (int)n;
 }
 
 void store_get_stats(struct store *st, struct store_stats *out)
 {
 	uint64_t *src = (uint64_t *)&st->stats, *dst = (uint64_t *)out;
 
+	struct packstore_stats ps;
+
 	for (size_t i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
 		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+	packstore_get_stats(st->packs, &ps);
+	out->packs = ps.packs;
+	out->pack_bytes = ps.pack_bytes;
+	out->pack_dead_bytes = ps.dead_bytes;
+	out->compactions = ps.compactions;
 }

@@ -1,8 +1,12 @@
 /*
- * store: the block store on local disk, one file per block.
+ * store: the block store on local disk: one file per block, and small
+ * blocks (under 64 KiB) packed side by side in pack files.
  *
  * Layout: DIR/blocks/SSSS/<64 hex address>, SSSS the slot in hex, so a slot
- * can be listed, moved and dropped as a unit. Each file is a 24-byte header
+ * can be listed, moved and dropped as a unit. Blocks under PACK_MAX_BLOCK
+ * go to DIR/packs/NNNNNNNN.pack instead (daemon/packstore.h: appended,
+ * one fdatasync per batch, an index in memory rebuilt at open), because
+ * a file per 4 KiB block costs the disk ten times what its bytes do. Each file is a 24-byte header
  * (magic "CRB2", u32 length, XXH3-128 of the block bytes; files of the first
  * format, "CRB1" with BLAKE2b-128, are still read) followed by the block.
  * A PUT writes a temporary file, makes it durable, links it to its final
@@ -33,6 +37,9 @@ struct store_stats {
 	uint64_t puts, puts_new, bytes_written;
 	uint64_t gets, bytes_read;
 	uint64_t deletes, errors, corrupt;
+	uint64_t packs, pack_bytes;      /* pack files and their bytes */
+	uint64_t pack_dead_bytes;        /* of those, what compaction frees */
+	uint64_t compactions;
 };
 
 struct store_entry {
@@ -91,8 +98,21 @@ int store_delete_async(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 int store_list(struct store *st, unsigned slot, const uint8_t *after,
 	       struct store_entry *out, unsigned max, bool *more);
 void store_get_stats(struct store *st, struct store_stats *out);
-/* Path of the file holding addr (for tests and scrub). */
+/* Path of the file a block of STORE_PACK_MIN bytes or more would have
+ * (for tests). */
 void store_block_path(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 		      char *buf, size_t len);
+/* Where a held block's bytes are: the file and their offset in it (for
+ * tests and tools that check or damage them in place). 0 or -ENOENT. */
+int store_block_locate(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
+		       char *path, size_t len, uint64_t *off);
+/* Start a new pack file once the newest reaches this size (default 64 MiB;
+ * tests make it small to see rotation and compaction). */
+void store_set_pack_limit(struct store *st, uint64_t bytes);
+/* Compact one pack file that is more than half dead (the committer does
+ * this by itself when idle). 1 did one, 0 none to do, -errno. */
+int store_compact(struct store *st);
+/* Blocks this size and up are files; smaller ones are packed. */
+#define STORE_PACK_MIN (64u * 1024)
 
 #endif

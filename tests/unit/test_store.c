@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -24,6 +25,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
+#include "daemon/pack.h"
 #include "daemon/store.h"
 
 static unsigned long long seed;
@@ -160,7 +162,8 @@ static void test_put_twice_is_a_noop(void **state)
 static void test_corrupt_file_is_reported_not_returned(void **state)
 {
 	struct fixture *f = *state;
-	uint8_t b[10000], addr[32], *got = NULL, byte;
+	static uint8_t b[STORE_PACK_MIN + 10000];
+	uint8_t addr[32], *got = NULL, byte;
 	size_t got_len = 0;
 	char path[512];
 	int fd;
@@ -201,16 +204,24 @@ static void test_first_format_blocks_still_read(void **state)
 
 	fill(b, sizeof(b), 250);
 	addr_for(addr, b, sizeof(b));
-	assert_int_equal(store_put(f->st, addr, b, sizeof(b)), 1);
+	/* As a daemon of that format left it: a small block as a file of its
+	 * own (small blocks are packed now). */
+	store_block_path(f->st, addr, path, sizeof(path));
+	*strrchr(path, '/') = '\0';
+	assert_int_equal(mkdir(path, 0700), 0);
 	store_block_path(f->st, addr, path, sizeof(path));
 	memcpy(h, "CRB1", 4);
 	for (int i = 0; i < 4; i++)
 		h[4 + i] = (uint8_t)(sizeof(b) >> (8 * i));
 	crypto_generichash(h + 8, STORE_SUM_BYTES, b, sizeof(b), NULL, 0);
-	fd = open(path, O_WRONLY);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	assert_true(fd >= 0);
 	assert_int_equal(pwrite(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
+	assert_int_equal(pwrite(fd, b, sizeof(b), sizeof(h)), (ssize_t)sizeof(b));
 	close(fd);
+	/* held: a PUT of it is a no-op, and HAS and LIST see it */
+	assert_int_equal(store_has(f->st, addr), 1);
+	assert_int_equal(store_put(f->st, addr, b, sizeof(b)), 0);
 	assert_int_equal(store_get(f->st, addr, &got, &got_len), 0);
 	assert_int_equal(got_len, sizeof(b));
 	assert_memory_equal(got, b, sizeof(b));
@@ -254,8 +265,9 @@ static bool dir_takes_direct_io(const char *dir)
 static void test_direct_and_buffered_io_make_the_same_files(void **state)
 {
 	struct fixture *f = *state;
-	static const size_t sizes[] = { 0, 1, 4071, 4072, 4073, 4096, 8191,
-					65541, 262144, 1048576 + 4072 };
+	/* 24-byte header + block: 69608 ends on a 4 KiB edge */
+	static const size_t sizes[] = { 0, 4071, 65536, 69607, 69608, 69609,
+					262144, 1048576 + 4072 };
 	enum { NS = sizeof(sizes) / sizeof(sizes[0]) };
 	bool direct = dir_takes_direct_io(f->dir);
 	uint8_t addr[2][NS][32];
@@ -274,6 +286,15 @@ static void test_direct_and_buffered_io_make_the_same_files(void **state)
 			/* the empty block has one address: held the second time */
 			assert_int_equal(store_put(f->st, addr[mode][i], b, sizes[i]),
 					 sizes[i] == 0 && mode == 1 ? 0 : 1);
+			if (sizes[i] < STORE_PACK_MIN) {  /* packed, not a file */
+				uint64_t off;
+
+				assert_int_equal(store_block_locate(f->st, addr[mode][i], path,
+								    sizeof(path), &off), 0);
+				assert_non_null(strstr(path, ".pack"));
+				free(b);
+				continue;
+			}
 			store_block_path(f->st, addr[mode][i], path, sizeof(path));
 			assert_int_equal(stat(path, &sb), 0);
 			assert_int_equal(sb.st_size, STORE_HEADER_BYTES + sizes[i]);
@@ -422,11 +443,15 @@ static void test_async_puts_answer_once_each(void **state)
 static void test_open_removes_temp_files_and_counts_blocks(void **state)
 {
 	struct fixture *f = *state;
-	uint8_t b[300], addr[32];
+	static uint8_t b[STORE_PACK_MIN + 300];
+	uint8_t small[300], addr[32];
 	char path[512], tmp[600];
 	struct store_stats s;
 	int fd;
 
+	fill(small, sizeof(small), 301);
+	addr_for(addr, small, sizeof(small));
+	assert_int_equal(store_put(f->st, addr, small, sizeof(small)), 1);
 	fill(b, sizeof(b), 300);
 	addr_for(addr, b, sizeof(b));
 	assert_int_equal(store_put(f->st, addr, b, sizeof(b)), 1);
@@ -443,8 +468,8 @@ static void test_open_removes_temp_files_and_counts_blocks(void **state)
 	assert_int_equal(access(tmp, F_OK), -1);
 	assert_int_equal(access(path, F_OK), 0);
 	store_get_stats(f->st, &s);
-	assert_int_equal(s.blocks, 1);
-	assert_int_equal(s.bytes, sizeof(b));
+	assert_int_equal(s.blocks, 2);
+	assert_int_equal(s.bytes, sizeof(b) + sizeof(small));
 }
 
 struct worker {
@@ -561,11 +586,272 @@ static void test_get_buf_points_into_its_buffer(void **state)
 		assert_int_equal(store_put(f->st, addr, b, sizes[i]), 1);
 		assert_int_equal(store_get_buf(f->st, addr, &buf, &data, &len), 0);
 		assert_int_equal(len, sizes[i]);
-		assert_true(data >= buf && data < buf + STORE_HEADER_BYTES + 1);
+		/* after the file's header, or the pack record's */
+		assert_true(data >= buf && data <= buf + PACK_REC_HEADER);
 		assert_memory_equal(data, b, len);
 		free(buf);
 		free(b);
 	}
+}
+
+
+/* --- small blocks in pack files ------------------------------------------ */
+
+enum { SMALL = 3000 };          /* a record of 3072 bytes */
+
+static void put_small(struct store *st, unsigned long long tag, uint8_t addr[32])
+{
+	uint8_t b[SMALL];
+
+	fill(b, sizeof(b), tag);
+	addr_for(addr, b, sizeof(b));
+	assert_int_equal(store_put(st, addr, b, sizeof(b)), 1);
+}
+
+/* The block of tag reads back whole. */
+static void expect_small(struct store *st, unsigned long long tag)
+{
+	uint8_t b[SMALL], addr[32], *got = NULL;
+	size_t got_len = 0;
+
+	fill(b, sizeof(b), tag);
+	addr_for(addr, b, sizeof(b));
+	assert_int_equal(store_get(st, addr, &got, &got_len), 0);
+	assert_int_equal(got_len, sizeof(b));
+	assert_memory_equal(got, b, sizeof(b));
+	free(got);
+}
+
+static void reopen(struct fixture *f)
+{
+	store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(store_open(f->dir, &f->st), 0);
+}
+
+/* Packed blocks, their deletes and a PUT after a delete all survive a
+ * restart: the index comes back from the packs alone. */
+static void test_packed_blocks_and_deletes_survive_reopen(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 60 };
+	uint8_t addr[N][32];
+	struct store_stats s;
+
+	store_set_pack_limit(f->st, 32 * 1024);   /* several packs */
+	for (int i = 0; i < N; i++)
+		put_small(f->st, 5000 + (unsigned long long)i, addr[i]);
+	for (int i = 0; i < N; i += 3)
+		assert_int_equal(store_delete(f->st, addr[i]), 0);
+	put_small(f->st, 5000, addr[0]);            /* back after its delete */
+	reopen(f);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(store_has(f->st, addr[i]), i == 0 || i % 3 ? 1 : 0);
+		if (i == 0 || i % 3)
+			expect_small(f->st, 5000 + (unsigned long long)i);
+	}
+	store_get_stats(f->st, &s);
+	assert_int_equal(s.blocks, N - N / 3 + 1);
+	assert_int_equal(s.bytes, (N - N / 3 + 1) * SMALL);
+	assert_true(s.packs >= 4);
+	assert_int_equal(s.corrupt, 0);
+}
+
+/* The file of the newest pack, for tests that damage it. */
+static void newest_pack(struct fixture *f, char *path, size_t len)
+{
+	uint8_t addr[32];
+	uint64_t off;
+
+	/* a fresh block lands in the newest pack */
+	put_small(f->st, 999999, addr);
+	assert_int_equal(store_block_locate(f->st, addr, path, len, &off), 0);
+	assert_non_null(strstr(path, ".pack"));
+}
+
+/* A crash in the middle of appending leaves a record cut short at the
+ * end of a pack: it was never acknowledged, and everything before it
+ * stays. */
+static void test_torn_pack_tail_loses_nothing_acknowledged(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t addr[20][32], more[5][32], hdr[PACK_REC_HEADER], b[SMALL];
+	char path[512];
+	struct stat sb;
+	int fd;
+
+	for (int i = 0; i < 20; i++)
+		put_small(f->st, 6000 + (unsigned long long)i, addr[i]);
+	newest_pack(f, path, sizeof(path));
+	store_close(f->st);
+	f->st = NULL;
+	/* the torn record: a whole header, half its bytes */
+	fill(b, sizeof(b), 6999);
+	pack_rec_header(hdr, PACK_BLOCK, addr[0], b, sizeof(b));
+	fd = open(path, O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, hdr, sizeof(hdr)), (ssize_t)sizeof(hdr));
+	assert_int_equal(write(fd, b, sizeof(b) / 2), (ssize_t)sizeof(b) / 2);
+	close(fd);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(store_open(f->dir, &f->st), 0);
+	for (int i = 0; i < 20; i++)
+		expect_small(f->st, 6000 + (unsigned long long)i);
+	/* and the store goes on: new blocks, another restart */
+	for (int i = 0; i < 5; i++)
+		put_small(f->st, 6100 + (unsigned long long)i, more[i]);
+	reopen(f);
+	for (int i = 0; i < 20; i++)
+		expect_small(f->st, 6000 + (unsigned long long)i);
+	for (int i = 0; i < 5; i++)
+		expect_small(f->st, 6100 + (unsigned long long)i);
+}
+
+/* Damage inside a pack: the block whose bytes rotted is reported, never
+ * returned; a record whose header rotted is lost on this daemon, and the
+ * records after it are still found. */
+static void test_damaged_pack_records_are_reported_and_skipped(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t a[32], b[32], c[32], byte;
+	uint8_t *got = NULL;
+	size_t got_len = 0;
+	char pa[512], pb[512];
+	uint64_t oa, ob;
+	struct store_stats s;
+	int fd;
+
+	put_small(f->st, 7001, a);
+	put_small(f->st, 7002, b);
+	put_small(f->st, 7003, c);
+	assert_int_equal(store_block_locate(f->st, a, pa, sizeof(pa), &oa), 0);
+	assert_int_equal(store_block_locate(f->st, b, pb, sizeof(pb), &ob), 0);
+	assert_string_equal(pa, pb);
+	fd = open(pb, O_RDWR);
+	assert_true(fd >= 0);
+	/* one bit of b's bytes */
+	assert_int_equal(pread(fd, &byte, 1, (off_t)ob + 1234), 1);
+	byte ^= 0x10;
+	assert_int_equal(pwrite(fd, &byte, 1, (off_t)ob + 1234), 1);
+	assert_int_equal(store_get(f->st, b, &got, &got_len), -EBADMSG);
+	assert_null(got);
+	/* one bit of a's header (its address) */
+	assert_int_equal(pread(fd, &byte, 1, (off_t)oa - PACK_REC_HEADER + 20), 1);
+	byte ^= 0x01;
+	assert_int_equal(pwrite(fd, &byte, 1, (off_t)oa - PACK_REC_HEADER + 20), 1);
+	close(fd);
+	reopen(f);
+	assert_int_equal(store_has(f->st, a), 0);
+	assert_int_equal(store_has(f->st, b), 0);
+	expect_small(f->st, 7003);
+	store_get_stats(f->st, &s);
+	assert_int_equal(s.corrupt, 1);          /* b: its header still checks */
+	assert_int_equal(s.blocks, 1);
+	/* a PUT stores them again */
+	put_small(f->st, 7001, a);
+	put_small(f->st, 7002, b);
+	expect_small(f->st, 7001);
+	expect_small(f->st, 7002);
+}
+
+/* Compact until nothing is left to do. */
+static int compact_all(struct store *st)
+{
+	int n = 0, r;
+
+	while ((r = store_compact(st)) == 1)
+		n++;
+	assert_int_equal(r, 0);
+	return n;
+}
+
+/* Deleting most blocks makes packs mostly dead; compaction copies what
+ * lives forward, removes the old packs, and the space comes back. */
+static void test_compaction_frees_dead_packs_and_keeps_live_blocks(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 120 };
+	uint8_t addr[N][32];
+	struct store_stats before, after;
+
+	store_set_pack_limit(f->st, 64 * 1024);     /* 20 records a pack */
+	for (int i = 0; i < N; i++)
+		put_small(f->st, 8000 + (unsigned long long)i, addr[i]);
+	store_get_stats(f->st, &before);
+	assert_true(before.packs >= 6);
+	/* the committer compacts by itself when idle; compact_all finishes */
+	for (int i = 0; i < N; i++)
+		if (i % 5)
+			assert_int_equal(store_delete(f->st, addr[i]), 0);
+	compact_all(f->st);
+	store_get_stats(f->st, &after);
+	printf("# packs %" PRIu64 " -> %" PRIu64 ", bytes %" PRIu64 " -> %" PRIu64
+	       ", compactions %" PRIu64 "\n", before.packs, after.packs,
+	       before.pack_bytes, after.pack_bytes, after.compactions);
+	assert_true(after.compactions >= 5);
+	assert_true(after.pack_bytes * 2 < before.pack_bytes);
+	assert_true(after.packs <= 3);
+	assert_int_equal(after.blocks, N / 5);
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < N; i++) {
+			assert_int_equal(store_has(f->st, addr[i]), i % 5 ? 0 : 1);
+			if (!(i % 5))
+				expect_small(f->st, 8000 + (unsigned long long)i);
+		}
+		reopen(f);                       /* the same after a restart */
+	}
+}
+
+/* A DELETE's tombstone outlives compaction while an older pack still
+ * holds the block, so the block does not come back at the next start; and
+ * a block PUT again after its DELETE, into a later pack, is not killed by
+ * that tombstone when the tombstone is copied forward past it. */
+static void test_compaction_keeps_deleted_blocks_deleted(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t x[32], y[32], k[5][32], j[3][32];
+	char px[512], pk[512], py[512], py2[512];
+	uint64_t off;
+	struct store_stats s;
+
+	/* 16 + 5 x 3072 fits, and not one record more */
+	store_set_pack_limit(f->st, 15400);
+	put_small(f->st, 9000, x);                  /* pack A: x k0..k3 */
+	for (int i = 0; i < 4; i++)
+		put_small(f->st, 9100 + (unsigned long long)i, k[i]);
+	assert_int_equal(store_delete(f->st, x), 0); /* pack B: T(x) */
+	put_small(f->st, 9200, y);                  /* B: y */
+	assert_int_equal(store_block_locate(f->st, y, py, sizeof(py), &off), 0);
+	assert_int_equal(store_delete(f->st, y), 0); /* B: T(y) */
+	for (int i = 0; i < 3; i++)                 /* B: j0..j2, now full */
+		put_small(f->st, 9300 + (unsigned long long)i, j[i]);
+	put_small(f->st, 9200, y);                  /* pack C: y again */
+	put_small(f->st, 9104, k[4]);               /* C: k4 */
+	assert_int_equal(store_block_locate(f->st, x, px, sizeof(px), &off), -ENOENT);
+	assert_int_equal(store_block_locate(f->st, k[0], pk, sizeof(pk), &off), 0);
+	assert_int_equal(store_block_locate(f->st, y, py2, sizeof(py2), &off), 0);
+	assert_string_not_equal(pk, py);            /* the layout meant above */
+	assert_string_not_equal(py, py2);
+	for (int i = 0; i < 3; i++)                 /* B is now all dead but
+						     * its tombstones */
+		assert_int_equal(store_delete(f->st, j[i]), 0);
+	compact_all(f->st);              /* the committer may have begun */
+	store_get_stats(f->st, &s);
+	assert_true(s.compactions >= 1);
+	for (int pass = 0; pass < 2; pass++) {
+		/* B is gone, A still holds x's record: T(x) must live on */
+		assert_int_equal(store_has(f->st, x), 0);
+		/* T(y) must not kill the y stored after it */
+		expect_small(f->st, 9200);
+		for (int i = 0; i < 5; i++)
+			expect_small(f->st, 9100 + (unsigned long long)i);
+		for (int i = 0; i < 3; i++)
+			assert_int_equal(store_has(f->st, j[i]), 0);
+		reopen(f);
+		compact_all(f->st);
+	}
+	store_get_stats(f->st, &s);
+	assert_int_equal(s.blocks, 6);
 }
 
 int main(void)
@@ -575,6 +861,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_put_get_has_list_delete_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_twice_is_a_noop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_file_is_reported_not_returned, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_packed_blocks_and_deletes_survive_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_pack_tail_loses_nothing_acknowledged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_pack_records_are_reported_and_skipped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compaction_frees_dead_packs_and_keeps_live_blocks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compaction_keeps_deleted_blocks_deleted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_first_format_blocks_still_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_and_buffered_io_make_the_same_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slot_dirs_are_spread_where_the_filesystem_can, setup, teardown),

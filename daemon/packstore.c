@@ -1,0 +1,1018 @@
+/*
+ * packstore: small blocks in pack files, indexed in memory (packstore.h).
+ *
+ * Locks, always taken in this order when both are held:
+ *   append_lock  the newest pack and where the next record goes;
+ *   lock         (rwlock) the index, the list of packs and their counters.
+ * A GET holds `lock` for reading across its pread, so compaction (which
+ * closes a pack under it for writing) never pulls a file from under it.
+ *
+ * The index: per slot, an array sorted by address. A lookup is a binary
+ * search in one slot (a million small blocks make 61 a slot), a slot lists
+ * as one copy, and an entry costs 44 bytes.
+ */
+#include "config.h"
+
+#include "daemon/packstore.h"
+#include "daemon/store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define SLOTS 16384u
+#define DEFAULT_LIMIT (64ull * 1024 * 1024)
+
+struct pack_file {
+	uint32_t id;
+	int fd;
+	uint64_t size;           /* atomic: bytes in the file */
+	uint64_t live;           /* records the index points at; under lock */
+	uint64_t tomb;           /* atomic: tombstone bytes in it */
+	uint32_t pending;        /* atomic: tickets not yet committed */
+	bool failed;             /* atomic: a sync of it failed */
+};
+
+struct idx_ent {
+	uint8_t addr[PACK_ADDR_BYTES];
+	uint32_t pack, off, len;
+};
+
+struct slot_idx {
+	struct idx_ent *e;
+	uint32_t n, cap;
+};
+
+struct packstore {
+	int dir_fd;
+	char *dir;
+	pthread_mutex_t compact_lock;    /* one compaction at a time */
+	pthread_mutex_t append_lock;
+	pthread_rwlock_t lock;
+	struct slot_idx slots[SLOTS];
+	struct pack_file **packs;        /* by id, under lock */
+	size_t npacks, cap_packs;
+	struct pack_file *active;        /* atomic pointer; set under both */
+	uint32_t next_id;                /* under append_lock */
+	uint64_t limit;                  /* atomic */
+	uint64_t blocks, bytes;          /* under lock */
+	uint64_t bad_records, compactions; /* atomic */
+};
+
+static const uint8_t ZEROS[PACK_ALIGN];
+
+/* --- the index ----------------------------------------------------------- */
+
+/* The entry for addr, or NULL and *at where it would go. */
+static struct idx_ent *idx_find(struct packstore *ps, const uint8_t *addr,
+				uint32_t *at)
+{
+	struct slot_idx *s = &ps->slots[pack_addr_slot(addr)];
+	uint32_t lo = 0, hi = s->n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		int c = memcmp(s->e[mid].addr, addr, PACK_ADDR_BYTES);
+
+		if (c == 0)
+			return &s->e[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (at)
+		*at = lo;
+	return NULL;
+}
+
+static int idx_insert(struct packstore *ps, const uint8_t *addr, uint32_t at,
+		      uint32_t pack, uint32_t off, uint32_t len)
+{
+	struct slot_idx *s = &ps->slots[pack_addr_slot(addr)];
+
+	if (s->n == s->cap) {
+		uint32_t nc = s->cap ? 2 * s->cap : 8;
+		struct idx_ent *ne = realloc(s->e, (size_t)nc * sizeof(*ne));
+
+		if (!ne)
+			return -ENOMEM;
+		s->e = ne;
+		s->cap = nc;
+	}
+	memmove(&s->e[at + 1], &s->e[at], (size_t)(s->n - at) * sizeof(*s->e));
+	memcpy(s->e[at].addr, addr, PACK_ADDR_BYTES);
+	s->e[at].pack = pack;
+	s->e[at].off = off;
+	s->e[at].len = len;
+	s->n++;
+	return 0;
+}
+
+static void idx_remove(struct packstore *ps, struct idx_ent *ent)
+{
+	struct slot_idx *s = &ps->slots[pack_addr_slot(ent->addr)];
+	uint32_t at = (uint32_t)(ent - s->e);
+
+	memmove(&s->e[at], &s->e[at + 1], (size_t)(s->n - at - 1) * sizeof(*s->e));
+	s->n--;
+}
+
+/* --- the packs ----------------------------------------------------------- */
+
+static struct pack_file *pack_by_id(struct packstore *ps, uint32_t id)
+{
+	size_t lo = 0, hi = ps->npacks;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (ps->packs[mid]->id == id)
+			return ps->packs[mid];
+		if (ps->packs[mid]->id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static void pack_name(uint32_t id, char out[16])
+{
+	snprintf(out, 16, "%08" PRIx32 ".pack", id);
+}
+
+/* Packs are added with rising ids, so at the end. Under lock (write). */
+static int packs_add(struct packstore *ps, struct pack_file *pf)
+{
+	if (ps->npacks == ps->cap_packs) {
+		size_t nc = ps->cap_packs ? 2 * ps->cap_packs : 16;
+		struct pack_file **np = realloc(ps->packs, nc * sizeof(*np));
+
+		if (!np)
+			return -ENOMEM;
+		ps->packs = np;
+		ps->cap_packs = nc;
+	}
+	ps->packs[ps->npacks++] = pf;
+	return 0;
+}
+
+static void packs_drop(struct packstore *ps, struct pack_file *pf)
+{
+	for (size_t i = 0; i < ps->npacks; i++) {
+		if (ps->packs[i] == pf) {
+			memmove(&ps->packs[i], &ps->packs[i + 1],
+				(ps->npacks - i - 1) * sizeof(*ps->packs));
+			ps->npacks--;
+			return;
+		}
+	}
+}
+
+static int pwrite_full(int fd, struct iovec *iov, int cnt, uint64_t off)
+{
+	while (cnt) {
+		ssize_t n = pwritev(fd, iov, cnt, (off_t)off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;
+		off += (uint64_t)n;
+		while (cnt && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			cnt--;
+		}
+		if (cnt) {
+			iov->iov_base = (uint8_t *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+static int pread_full(int fd, uint8_t *buf, size_t len, uint64_t off)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EBADMSG;        /* shorter than the index says */
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/* A new, empty pack: its header and its name are durable before any
+ * record in it can be acknowledged. Under append_lock. */
+static int pack_create(struct packstore *ps, struct pack_file **out)
+{
+	uint8_t hdr[PACK_FILE_HEADER];
+	struct iovec iov = { hdr, sizeof(hdr) };
+	struct pack_file *pf;
+	char name[16];
+	int fd, err;
+
+	pf = calloc(1, sizeof(*pf));
+	if (!pf)
+		return -ENOMEM;
+	pf->id = ps->next_id;
+	pack_name(pf->id, name);
+	fd = openat(ps->dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		err = -errno;
+		free(pf);
+		return err;
+	}
+	pack_file_header(hdr, pf->id);
+	err = pwrite_full(fd, &iov, 1, 0);
+	if (!err && (fdatasync(fd) < 0 || fsync(ps->dir_fd) < 0))
+		err = -errno;
+	if (err) {
+		close(fd);
+		unlinkat(ps->dir_fd, name, 0);
+		free(pf);
+		return err;
+	}
+	ps->next_id++;
+	pf->fd = fd;
+	pf->size = PACK_FILE_HEADER;
+	*out = pf;
+	return 0;
+}
+
+/*
+ * Append one record to the newest pack, starting a new one first when it
+ * is full. A tombstone records kill_before, or its own place when that is
+ * NULL (a DELETE written now). Under append_lock.
+ */
+static int append_locked(struct packstore *ps, enum pack_type type,
+			 const uint8_t *addr, const void *data, uint32_t len,
+			 const struct pack_pos *kill_before, struct pack_ticket *t)
+{
+	struct pack_file *pf = ps->active;
+	uint8_t hdr[PACK_REC_HEADER], tomb[PACK_TOMB_BYTES];
+	uint64_t rs, off;
+	int err;
+
+	if (type == PACK_TOMBSTONE)
+		len = PACK_TOMB_BYTES;
+	rs = pack_rec_size(len);
+	if (!pf || __atomic_load_n(&pf->failed, __ATOMIC_RELAXED) ||
+	    __atomic_load_n(&pf->size, __ATOMIC_RELAXED) + rs >
+		    __atomic_load_n(&ps->limit, __ATOMIC_RELAXED)) {
+		struct pack_file *npf = NULL;
+
+		if (pf && pf->size == PACK_FILE_HEADER && !pf->failed)
+			goto have;       /* an empty pack takes any record */
+		err = pack_create(ps, &npf);
+		if (err)
+			return err;
+		pthread_rwlock_wrlock(&ps->lock);
+		err = packs_add(ps, npf);
+		pthread_rwlock_unlock(&ps->lock);
+		if (err) {
+			char name[16];
+
+			close(npf->fd);
+			pack_name(npf->id, name);
+			unlinkat(ps->dir_fd, name, 0);
+			free(npf);
+			return err;
+		}
+		__atomic_store_n(&ps->active, npf, __ATOMIC_RELEASE);
+		pf = npf;
+	}
+have:
+	off = pf->size;
+	if (off + rs > UINT32_MAX)
+		return -EFBIG;
+	if (type == PACK_TOMBSTONE) {
+		struct pack_pos here = { pf->id, (uint32_t)off };
+
+		pack_tomb_encode(tomb, kill_before ? *kill_before : here);
+		data = tomb;
+	}
+	pack_rec_header(hdr, type, addr, data, len);
+	{
+		struct iovec iov[3] = {
+			{ hdr, sizeof(hdr) },
+			{ (void *)data, len },
+			{ (void *)ZEROS, (size_t)(rs - PACK_REC_HEADER - len) },
+		};
+
+		err = pwrite_full(pf->fd, iov, 3, off);
+	}
+	if (err) {
+		/* Nothing counts past pf->size; cut what a short write left
+		 * so that no half record sits before the next one. */
+		(void)!ftruncate(pf->fd, (off_t)off);
+		return err;
+	}
+	__atomic_store_n(&pf->size, off + rs, __ATOMIC_RELAXED);
+	if (type == PACK_TOMBSTONE)
+		__atomic_add_fetch(&pf->tomb, rs, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&pf->pending, 1, __ATOMIC_RELAXED);
+	memset(t, 0, sizeof(*t));
+	t->pf = pf;
+	t->pos.pack = pf->id;
+	t->pos.off = (uint32_t)off;
+	memcpy(t->addr, addr, PACK_ADDR_BYTES);
+	t->len = len;
+	t->tombstone = type == PACK_TOMBSTONE;
+	return 0;
+}
+
+/* --- open: read every pack ----------------------------------------------- */
+
+struct scan_ctx {
+	struct packstore *ps;
+	struct pack_file *pf;
+	int err;
+};
+
+static int scan_rec(void *arg, const struct pack_rec *r, bool verified)
+{
+	struct scan_ctx *c = arg;
+	struct packstore *ps = c->ps;
+	struct idx_ent *ent;
+	uint32_t at = 0;
+
+	if (!verified) {
+		ps->bad_records++;
+		return 0;
+	}
+	ent = idx_find(ps, r->addr, &at);
+	if (r->type == PACK_BLOCK) {
+		int err;
+
+		if (ent)
+			return 0;        /* stored twice: the first one stands */
+		err = idx_insert(ps, r->addr, at, c->pf->id, (uint32_t)r->off, r->len);
+		if (err)
+			return err;
+		c->pf->live += pack_rec_size(r->len);
+		ps->blocks++;
+		ps->bytes += r->len;
+		return 0;
+	}
+	c->pf->tomb += pack_rec_size(r->len);
+	if (ent) {
+		struct pack_pos kb = pack_tomb_decode(r->data);
+		struct pack_pos at_pos = { ent->pack, ent->off };
+
+		if (pack_pos_cmp(at_pos, kb) < 0) {
+			struct pack_file *owner = pack_by_id(ps, ent->pack);
+
+			if (owner)
+				owner->live -= pack_rec_size(ent->len);
+			ps->blocks--;
+			ps->bytes -= ent->len;
+			idx_remove(ps, ent);
+		}
+	}
+	return 0;
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The ids of DIR's packs, sorted. */
+static int list_ids(struct packstore *ps, uint32_t **ids, size_t *n)
+{
+	DIR *d;
+	struct dirent *e;
+	size_t cap = 0;
+	int fd = dup(ps->dir_fd), err = 0;
+
+	*ids = NULL;
+	*n = 0;
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	while ((e = readdir(d))) {
+		char name[16];
+		unsigned long v;
+		char *end;
+
+		if (strlen(e->d_name) != 13 || strcmp(e->d_name + 8, ".pack"))
+			continue;
+		v = strtoul(e->d_name, &end, 16);
+		pack_name((uint32_t)v, name);
+		if (end != e->d_name + 8 || v > UINT32_MAX || strcmp(name, e->d_name))
+			continue;
+		if (*n == cap) {
+			size_t nc = cap ? 2 * cap : 64;
+			uint32_t *ni = realloc(*ids, nc * sizeof(*ni));
+
+			if (!ni) {
+				err = -ENOMEM;
+				break;
+			}
+			*ids = ni;
+			cap = nc;
+		}
+		(*ids)[(*n)++] = (uint32_t)v;
+	}
+	closedir(d);
+	if (!err && *n)
+		qsort(*ids, *n, sizeof(**ids), id_cmp);
+	return err;
+}
+
+/* Read one pack into the index. A pack too damaged to read (its header
+ * gone) is left on disk, out of the store, and counted. */
+static int scan_pack(struct packstore *ps, uint32_t id)
+{
+	struct scan_ctx c = { ps, NULL, 0 };
+	struct pack_scan scan;
+	struct pack_file *pf;
+	struct stat sb;
+	uint8_t *buf = NULL;
+	uint32_t hid;
+	char name[16];
+	int fd, err;
+
+	pack_name(id, name);
+	fd = openat(ps->dir_fd, name, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	if (sb.st_size < PACK_FILE_HEADER) {
+		/* Made but never written: a crash while starting it, before
+		 * any record in it could be acknowledged. */
+		close(fd);
+		return unlinkat(ps->dir_fd, name, 0) < 0 ? -errno : 0;
+	}
+	if ((uint64_t)sb.st_size > UINT32_MAX) {
+		close(fd);
+		return -EFBIG;
+	}
+	buf = malloc((size_t)sb.st_size);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	err = pread_full(fd, buf, (size_t)sb.st_size, 0);
+	if (!err && (pack_check_file_header(buf, (size_t)sb.st_size, &hid) < 0 ||
+		     hid != id)) {
+		ps->bad_records++;
+		free(buf);
+		close(fd);
+		return 0;
+	}
+	pf = calloc(1, sizeof(*pf));
+	if (!err && !pf)
+		err = -ENOMEM;
+	if (!err) {
+		pf->id = id;
+		pf->fd = fd;
+		pf->size = (uint64_t)sb.st_size;
+		err = packs_add(ps, pf);
+	}
+	if (err) {
+		free(pf);
+		free(buf);
+		close(fd);
+		return err;
+	}
+	c.pf = pf;
+	err = pack_parse(buf, (size_t)sb.st_size, scan_rec, &c, &scan);
+	free(buf);
+	return err;
+}
+
+int packstore_open(const char *dir, struct packstore **out)
+{
+	struct packstore *ps;
+	uint32_t *ids = NULL;
+	size_t n = 0;
+	int err = 0;
+
+	ps = calloc(1, sizeof(*ps));
+	if (!ps)
+		return -ENOMEM;
+	ps->dir_fd = -1;
+	ps->limit = DEFAULT_LIMIT;
+	pthread_mutex_init(&ps->compact_lock, NULL);
+	pthread_mutex_init(&ps->append_lock, NULL);
+	pthread_rwlock_init(&ps->lock, NULL);
+	ps->dir = strdup(dir);
+	if (!ps->dir) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		err = -errno;
+		goto out;
+	}
+	ps->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ps->dir_fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	err = list_ids(ps, &ids, &n);
+	for (size_t i = 0; i < n && !err; i++)
+		err = scan_pack(ps, ids[i]);
+	/* A new pack for this run: the last one may end in a torn record. */
+	ps->next_id = n ? ids[n - 1] + 1 : 1;
+	if (!err && ps->next_id == 0)
+		err = -EOVERFLOW;
+out:
+	free(ids);
+	if (err) {
+		packstore_close(ps);
+		return err;
+	}
+	*out = ps;
+	return 0;
+}
+
+void packstore_close(struct packstore *ps)
+{
+	if (!ps)
+		return;
+	for (size_t i = 0; i < ps->npacks; i++) {
+		close(ps->packs[i]->fd);
+		free(ps->packs[i]);
+	}
+	free(ps->packs);
+	for (unsigned s = 0; s < SLOTS; s++)
+		free(ps->slots[s].e);
+	if (ps->dir_fd >= 0)
+		close(ps->dir_fd);
+	pthread_mutex_destroy(&ps->compact_lock);
+	pthread_mutex_destroy(&ps->append_lock);
+	pthread_rwlock_destroy(&ps->lock);
+	free(ps->dir);
+	free(ps);
+}
+
+void packstore_set_pack_limit(struct packstore *ps, uint64_t bytes)
+{
+	__atomic_store_n(&ps->limit, bytes, __ATOMIC_RELAXED);
+}
+
+/* --- blocks -------------------------------------------------------------- */
+
+int packstore_has(struct packstore *ps, const uint8_t addr[PACK_ADDR_BYTES])
+{
+	int r;
+
+	pthread_rwlock_rdlock(&ps->lock);
+	r = idx_find(ps, addr, NULL) != NULL;
+	pthread_rwlock_unlock(&ps->lock);
+	return r;
+}
+
+int packstore_get(struct packstore *ps, const uint8_t addr[PACK_ADDR_BYTES],
+		  uint8_t **buf, const uint8_t **data, size_t *len)
+{
+	struct idx_ent *ent;
+	struct pack_file *pf;
+	struct pack_rec r;
+	uint8_t *b = NULL;
+	size_t want = 0;
+	int err;
+
+	pthread_rwlock_rdlock(&ps->lock);
+	ent = idx_find(ps, addr, NULL);
+	pf = ent ? pack_by_id(ps, ent->pack) : NULL;
+	if (!ent) {
+		err = -ENOENT;
+	} else if (!pf) {
+		err = -EIO;                  /* cannot happen: packs outlive entries */
+	} else {
+		want = PACK_REC_HEADER + (size_t)ent->len;
+		b = malloc(want);
+		err = b ? pread_full(pf->fd, b, want, ent->off) : -ENOMEM;
+	}
+	pthread_rwlock_unlock(&ps->lock);
+	if (!err && (!pack_rec_decode(b, want, &r) || r.type != PACK_BLOCK ||
+		     memcmp(r.addr, addr, PACK_ADDR_BYTES) ||
+		     r.len + (size_t)PACK_REC_HEADER != want ||
+		     !pack_rec_verify(b, &r)))
+		err = -EBADMSG;
+	if (err) {
+		free(b);
+		return err;
+	}
+	*buf = b;
+	*data = b + PACK_REC_HEADER;
+	*len = r.len;
+	return 0;
+}
+
+int packstore_append(struct packstore *ps, const uint8_t addr[PACK_ADDR_BYTES],
+		     const void *data, size_t len, struct pack_ticket *t)
+{
+	int err;
+
+	if (len >= PACK_MAX_BLOCK)
+		return -E2BIG;
+	pthread_mutex_lock(&ps->append_lock);
+	err = append_locked(ps, PACK_BLOCK, addr, data, (uint32_t)len, NULL, t);
+	pthread_mutex_unlock(&ps->append_lock);
+	return err;
+}
+
+int packstore_sync_tickets(struct packstore *ps, struct pack_ticket *const *t,
+			   size_t n)
+{
+	(void)ps;
+	for (size_t i = 0; i < n; i++) {
+		struct pack_file *pf = t[i]->pf;
+		bool seen = false;
+
+		/* A batch names one pack, or two across a new one: a
+		 * quadratic look for repeats costs nothing here. */
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = t[j]->pf == pf;
+		if (seen)
+			continue;
+		/* After a failed sync the kernel may have dropped pages of
+		 * this pack and reports that once: no later record in it is
+		 * trusted, and appends move on to a new pack. */
+		if (__atomic_load_n(&pf->failed, __ATOMIC_RELAXED))
+			return -EIO;
+		if (fdatasync(pf->fd) < 0) {
+			int err = -errno;
+
+			__atomic_store_n(&pf->failed, true, __ATOMIC_RELAXED);
+			return err;
+		}
+	}
+	return 0;
+}
+
+int packstore_commit(struct packstore *ps, struct pack_ticket *t)
+{
+	struct idx_ent *ent;
+	uint32_t at = 0;
+	int r = 0;
+
+	pthread_rwlock_wrlock(&ps->lock);
+	if (!t->tombstone) {
+		ent = idx_find(ps, t->addr, &at);
+		if (!ent) {
+			r = idx_insert(ps, t->addr, at, t->pos.pack, t->pos.off, t->len);
+			if (r == 0) {
+				t->pf->live += pack_rec_size(t->len);
+				ps->blocks++;
+				ps->bytes += t->len;
+				r = 1;
+			}
+		}
+	}
+	__atomic_sub_fetch(&t->pf->pending, 1, __ATOMIC_RELAXED);
+	pthread_rwlock_unlock(&ps->lock);
+	t->pf = NULL;
+	return r;
+}
+
+void packstore_release(struct packstore *ps, struct pack_ticket *t)
+{
+	(void)ps;
+	if (t->pf)
+		__atomic_sub_fetch(&t->pf->pending, 1, __ATOMIC_RELAXED);
+	t->pf = NULL;
+}
+
+int packstore_delete(struct packstore *ps, const uint8_t addr[PACK_ADDR_BYTES],
+		     struct pack_ticket *t, uint32_t *len)
+{
+	struct idx_ent *ent, saved;
+	struct pack_file *owner;
+	uint32_t at = 0;
+	int err;
+
+	/* append_lock first, so that no compaction copies this block forward
+	 * between its removal here and the tombstone's append. */
+	pthread_mutex_lock(&ps->append_lock);
+	pthread_rwlock_wrlock(&ps->lock);
+	ent = idx_find(ps, addr, NULL);
+	if (!ent) {
+		pthread_rwlock_unlock(&ps->lock);
+		pthread_mutex_unlock(&ps->append_lock);
+		return -ENOENT;
+	}
+	saved = *ent;
+	owner = pack_by_id(ps, saved.pack);
+	if (owner)
+		owner->live -= pack_rec_size(saved.len);
+	ps->blocks--;
+	ps->bytes -= saved.len;
+	idx_remove(ps, ent);
+	pthread_rwlock_unlock(&ps->lock);
+
+	err = append_locked(ps, PACK_TOMBSTONE, addr, NULL, 0, NULL, t);
+	if (err) {                       /* the block stays, as it was */
+		pthread_rwlock_wrlock(&ps->lock);
+		if (!idx_find(ps, addr, &at) &&
+		    idx_insert(ps, addr, at, saved.pack, saved.off, saved.len) == 0) {
+			owner = pack_by_id(ps, saved.pack);
+			if (owner)
+				owner->live += pack_rec_size(saved.len);
+			ps->blocks++;
+			ps->bytes += saved.len;
+		}
+		pthread_rwlock_unlock(&ps->lock);
+	}
+	pthread_mutex_unlock(&ps->append_lock);
+	*len = saved.len;
+	return err;
+}
+
+int packstore_list(struct packstore *ps, unsigned slot,
+		   struct store_entry **arr, size_t *n, size_t *cap)
+{
+	struct slot_idx *s;
+	int err = 0;
+
+	if (slot >= SLOTS)
+		return -EINVAL;
+	pthread_rwlock_rdlock(&ps->lock);
+	s = &ps->slots[slot];
+	if (*n + s->n > *cap) {
+		size_t nc = *n + s->n + 64;
+		struct store_entry *na = realloc(*arr, nc * sizeof(*na));
+
+		if (!na)
+			err = -ENOMEM;
+		else {
+			*arr = na;
+			*cap = nc;
+		}
+	}
+	for (uint32_t i = 0; !err && i < s->n; i++) {
+		memcpy((*arr)[*n].addr, s->e[i].addr, PACK_ADDR_BYTES);
+		(*arr)[*n].size = s->e[i].len;
+		(*n)++;
+	}
+	pthread_rwlock_unlock(&ps->lock);
+	return err;
+}
+
+int packstore_locate(struct packstore *ps, const uint8_t addr[PACK_ADDR_BYTES],
+		     char *path, size_t path_len, uint64_t *off)
+{
+	struct idx_ent *ent;
+	char name[16];
+	int err = -ENOENT;
+
+	pthread_rwlock_rdlock(&ps->lock);
+	ent = idx_find(ps, addr, NULL);
+	if (ent) {
+		pack_name(ent->pack, name);
+		snprintf(path, path_len, "%s/%s", ps->dir, name);
+		*off = (uint64_t)ent->off + PACK_REC_HEADER;
+		err = 0;
+	}
+	pthread_rwlock_unlock(&ps->lock);
+	return err;
+}
+
+/* --- compaction ---------------------------------------------------------- */
+
+/* Bytes of pf that compaction would free. Tombstones count only in the
+ * oldest pack: elsewhere a block they kill may still sit in an older one.
+ * Under lock. */
+static uint64_t dead_bytes(struct packstore *ps, struct pack_file *pf)
+{
+	uint64_t size = __atomic_load_n(&pf->size, __ATOMIC_RELAXED);
+	uint64_t keep = pf->live;
+
+	if (ps->npacks && ps->packs[0] != pf)
+		keep += __atomic_load_n(&pf->tomb, __ATOMIC_RELAXED);
+	return size - PACK_FILE_HEADER > keep ? size - PACK_FILE_HEADER - keep : 0;
+}
+
+/* The oldest pack the store has moved on from that is more than half dead
+ * and that no PUT is still committing into. Under lock. */
+static struct pack_file *pick_victim(struct packstore *ps)
+{
+	struct pack_file *active = __atomic_load_n(&ps->active, __ATOMIC_ACQUIRE);
+
+	for (size_t i = 0; i < ps->npacks; i++) {
+		struct pack_file *pf = ps->packs[i];
+		uint64_t used = __atomic_load_n(&pf->size, __ATOMIC_RELAXED) -
+				PACK_FILE_HEADER;
+
+		if (pf == active || __atomic_load_n(&pf->pending, __ATOMIC_RELAXED))
+			continue;
+		if (2 * dead_bytes(ps, pf) > used || used == 0)
+			return pf;
+	}
+	return NULL;
+}
+
+struct copy_ctx {
+	struct packstore *ps;
+	struct pack_file *victim;
+	struct pack_ticket *t;
+	uint32_t *old_off;
+	size_t n, cap;
+	int err;
+};
+
+/* Copy forward one record of the victim if it is still needed. */
+static int copy_rec(void *arg, const struct pack_rec *r, bool verified)
+{
+	struct copy_ctx *c = arg;
+	struct packstore *ps = c->ps;
+	bool need = false;
+	struct pack_pos kb = { 0, 0 };
+	int err = 0;
+
+	if (!verified)
+		return 0;                /* damaged: nothing to copy */
+	if (c->n == c->cap) {
+		size_t nc = c->cap ? 2 * c->cap : 256;
+		struct pack_ticket *nt = realloc(c->t, nc * sizeof(*nt));
+		uint32_t *no;
+
+		if (!nt)
+			return -ENOMEM;
+		c->t = nt;
+		no = realloc(c->old_off, nc * sizeof(*no));
+		if (!no)
+			return -ENOMEM;
+		c->old_off = no;
+		c->cap = nc;
+	}
+	pthread_mutex_lock(&ps->append_lock);
+	pthread_rwlock_rdlock(&ps->lock);
+	if (r->type == PACK_BLOCK) {
+		struct idx_ent *ent = idx_find(ps, r->addr, NULL);
+
+		need = ent && ent->pack == c->victim->id && ent->off == r->off;
+	} else {
+		/* Still needed while a pack other than the victim holds
+		 * records placed before the point it kills up to. */
+		kb = pack_tomb_decode(r->data);
+		need = ps->npacks && ps->packs[0] != c->victim &&
+		       ps->packs[0]->id <= kb.pack;
+	}
+	pthread_rwlock_unlock(&ps->lock);
+	if (need)
+		err = append_locked(ps, r->type, r->addr, r->data, r->len,
+				    r->type == PACK_TOMBSTONE ? &kb : NULL,
+				    &c->t[c->n]);
+	pthread_mutex_unlock(&ps->append_lock);
+	if (err)
+		return err;
+	if (need)
+		c->old_off[c->n++] = (uint32_t)r->off;
+	return 0;
+}
+
+/* Drop entries still naming a pack being removed: their records failed
+ * their checksum, so the blocks were lost already. Under lock (write). */
+static void forget_pack(struct packstore *ps, uint32_t id)
+{
+	for (unsigned s = 0; s < SLOTS; s++) {
+		struct slot_idx *si = &ps->slots[s];
+
+		for (uint32_t i = 0; i < si->n;) {
+			if (si->e[i].pack == id) {
+				ps->blocks--;
+				ps->bytes -= si->e[i].len;
+				idx_remove(ps, &si->e[i]);
+			} else {
+				i++;
+			}
+		}
+	}
+}
+
+static int compact_one(struct packstore *ps);
+
+int packstore_compact(struct packstore *ps)
+{
+	int r;
+
+	pthread_mutex_lock(&ps->compact_lock);
+	r = compact_one(ps);
+	pthread_mutex_unlock(&ps->compact_lock);
+	return r;
+}
+
+static int compact_one(struct packstore *ps)
+{
+	struct copy_ctx c = { .ps = ps };
+	struct pack_scan scan;
+	struct pack_file *v;
+	struct pack_ticket **tp = NULL;
+	uint8_t *buf = NULL;
+	uint64_t size;
+	char name[16];
+	int err;
+
+	pthread_rwlock_rdlock(&ps->lock);
+	v = pick_victim(ps);
+	pthread_rwlock_unlock(&ps->lock);
+	if (!v)
+		return 0;
+	/* Not active and nothing pending: the file no longer changes. */
+	size = __atomic_load_n(&v->size, __ATOMIC_RELAXED);
+	c.victim = v;
+	buf = malloc((size_t)size);
+	err = buf ? pread_full(v->fd, buf, (size_t)size, 0) : -ENOMEM;
+	if (!err)
+		err = pack_parse(buf, (size_t)size, copy_rec, &c, &scan);
+	if (!err && c.n) {
+		tp = malloc(c.n * sizeof(*tp));
+		if (!tp)
+			err = -ENOMEM;
+		for (size_t i = 0; !err && i < c.n; i++)
+			tp[i] = &c.t[i];
+		if (!err)
+			err = packstore_sync_tickets(ps, tp, c.n);
+	}
+	if (err) {
+		for (size_t i = 0; i < c.n; i++)
+			packstore_release(ps, &c.t[i]);
+		goto out;
+	}
+	pthread_rwlock_wrlock(&ps->lock);
+	for (size_t i = 0; i < c.n; i++) {
+		struct pack_ticket *t = &c.t[i];
+
+		if (!t->tombstone) {
+			struct idx_ent *ent = idx_find(ps, t->addr, NULL);
+
+			if (ent && ent->pack == v->id && ent->off == c.old_off[i]) {
+				ent->pack = t->pos.pack;
+				ent->off = t->pos.off;
+				t->pf->live += pack_rec_size(t->len);
+				v->live -= pack_rec_size(t->len);
+			}
+		}
+		__atomic_sub_fetch(&t->pf->pending, 1, __ATOMIC_RELAXED);
+		t->pf = NULL;
+	}
+	if (v->live)
+		forget_pack(ps, v->id);
+	packs_drop(ps, v);
+	pthread_rwlock_unlock(&ps->lock);
+	/* The copies are durable: the old pack can go. */
+	close(v->fd);
+	pack_name(v->id, name);
+	if (unlinkat(ps->dir_fd, name, 0) < 0 || fsync(ps->dir_fd) < 0)
+		err = -errno;
+	free(v);
+	__atomic_add_fetch(&ps->compactions, 1, __ATOMIC_RELAXED);
+out:
+	free(tp);
+	free(c.t);
+	free(c.old_off);
+	free(buf);
+	return err ? err : 1;
+}
+
+void packstore_get_stats(struct packstore *ps, struct packstore_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_rwlock_rdlock(&ps->lock);
+	out->blocks = ps->blocks;
+	out->bytes = ps->bytes;
+	out->packs = ps->npacks;
+	for (size_t i = 0; i < ps->npacks; i++) {
+		out->pack_bytes += __atomic_load_n(&ps->packs[i]->size, __ATOMIC_RELAXED);
+		out->dead_bytes += dead_bytes(ps, ps->packs[i]);
+	}
+	pthread_rwlock_unlock(&ps->lock);
+	out->bad_records = __atomic_load_n(&ps->bad_records, __ATOMIC_RELAXED);
+	out->compactions = __atomic_load_n(&ps->compactions, __ATOMIC_RELAXED);
+}
