@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -65,7 +66,10 @@ struct packstore {
 	uint64_t limit;                  /* atomic */
 	uint64_t blocks, bytes;          /* under lock */
 	uint64_t bad_records, compactions; /* atomic */
+	bool reserve_held;               /* under append_lock */
 };
+
+#define RESERVE_NAME "reserve"
 
 static const uint8_t ZEROS[PACK_ALIGN];
 
@@ -178,6 +182,18 @@ static void packs_drop(struct packstore *ps, struct pack_file *pf)
 	}
 }
 
+static int truncateat_zero(int dir_fd, const char *name)
+{
+	int fd = openat(dir_fd, name, O_WRONLY | O_CLOEXEC), err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, 0) < 0)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
 static int pwrite_full(int fd, struct iovec *iov, int cnt, uint64_t off)
 {
 	while (cnt) {
@@ -261,13 +277,83 @@ static int pack_create(struct packstore *ps, struct pack_file **out)
 }
 
 /*
+ * The reserve. A pack store gives space back only by compaction, which
+ * first writes a pack's live blocks again, and a DELETE first appends a
+ * tombstone: on a full disk neither could happen, and deleting could never
+ * free space. So the store keeps a preallocated file that PUTs cannot use.
+ * A tombstone or a compaction copy that meets ENOSPC frees it and tries
+ * again; once a compaction has given space back, the reserve is taken
+ * again. Its size: one pack (at least twice what a compaction copies), at
+ * most a quarter of the filesystem (disks in tests are small).
+ */
+static uint64_t reserve_size(struct packstore *ps)
+{
+	struct statvfs sv;
+	uint64_t want = __atomic_load_n(&ps->limit, __ATOMIC_RELAXED), quarter;
+
+	if (fstatvfs(ps->dir_fd, &sv) < 0)
+		return 0;
+	quarter = (uint64_t)sv.f_blocks * sv.f_frsize / 4;
+	if (want > quarter)
+		want = quarter;
+	return want & ~(uint64_t)4095;
+}
+
+/* Hold the reserve if the disk has room for it. Under append_lock. */
+static void reserve_take(struct packstore *ps)
+{
+	uint64_t want;
+	int fd;
+
+	if (ps->reserve_held)
+		return;
+	want = reserve_size(ps);
+	fd = openat(ps->dir_fd, RESERVE_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	if (want && fallocate(fd, 0, 0, (off_t)want) == 0)
+		ps->reserve_held = true;
+	else
+		(void)!ftruncate(fd, 0);     /* no half reserve held for nothing */
+	close(fd);
+}
+
+/* Give the reserve's space to the disk; false when none was held. Under
+ * append_lock. */
+static bool reserve_release(struct packstore *ps)
+{
+	if (!ps->reserve_held)
+		return false;
+	ps->reserve_held = false;
+	return truncateat_zero(ps->dir_fd, RESERVE_NAME) == 0;
+}
+
+/*
  * Append one record to the newest pack, starting a new one first when it
  * is full. A tombstone records kill_before, or its own place when that is
  * NULL (a DELETE written now). Under append_lock.
  */
+static int append_once(struct packstore *ps, enum pack_type type,
+		       const uint8_t *addr, const void *data, uint32_t len,
+		       const struct pack_pos *kill_before, struct pack_ticket *t);
+
+/* The same; what frees space (tombstones, compaction's copies) may use
+ * the reserve. */
 static int append_locked(struct packstore *ps, enum pack_type type,
 			 const uint8_t *addr, const void *data, uint32_t len,
-			 const struct pack_pos *kill_before, struct pack_ticket *t)
+			 const struct pack_pos *kill_before, bool may_use_reserve,
+			 struct pack_ticket *t)
+{
+	int err = append_once(ps, type, addr, data, len, kill_before, t);
+
+	if (err == -ENOSPC && may_use_reserve && reserve_release(ps))
+		err = append_once(ps, type, addr, data, len, kill_before, t);
+	return err;
+}
+
+static int append_once(struct packstore *ps, enum pack_type type,
+		       const uint8_t *addr, const void *data, uint32_t len,
+		       const struct pack_pos *kill_before, struct pack_ticket *t)
 {
 	struct pack_file *pf = ps->active;
 	uint8_t hdr[PACK_REC_HEADER], tomb[PACK_TOMB_BYTES];
@@ -547,6 +633,8 @@ int packstore_open(const char *dir, struct packstore **out)
 		err = scan_pack(ps, ids[i]);
 	/* A new pack for this run: the last one may end in a torn record. */
 	ps->next_id = n ? ids[n - 1] + 1 : 1;
+	if (!err)
+		reserve_take(ps);
 	if (!err && ps->next_id == 0)
 		err = -EOVERFLOW;
 out:
@@ -642,7 +730,8 @@ int packstore_append(struct packstore *ps, const uint8_t addr[PACK_ADDR_BYTES],
 	if (len >= PACK_MAX_BLOCK)
 		return -E2BIG;
 	pthread_mutex_lock(&ps->append_lock);
-	err = append_locked(ps, PACK_BLOCK, addr, data, (uint32_t)len, NULL, t);
+	err = append_locked(ps, PACK_BLOCK, addr, data, (uint32_t)len, NULL,
+			    false, t);
 	pthread_mutex_unlock(&ps->append_lock);
 	return err;
 }
@@ -736,7 +825,7 @@ int packstore_delete(struct packstore *ps, const uint8_t addr[PACK_ADDR_BYTES],
 	idx_remove(ps, ent);
 	pthread_rwlock_unlock(&ps->lock);
 
-	err = append_locked(ps, PACK_TOMBSTONE, addr, NULL, 0, NULL, t);
+	err = append_locked(ps, PACK_TOMBSTONE, addr, NULL, 0, NULL, true, t);
 	if (err) {                       /* the block stays, as it was */
 		pthread_rwlock_wrlock(&ps->lock);
 		if (!idx_find(ps, addr, &at) &&
@@ -820,7 +909,7 @@ static uint64_t dead_bytes(struct packstore *ps, struct pack_file *pf)
 
 /* The oldest pack the store has moved on from that is more than half dead
  * and that no PUT is still committing into. Under lock. */
-static struct pack_file *pick_victim(struct packstore *ps)
+static struct pack_file *pick_victim(struct packstore *ps, uint64_t room)
 {
 	struct pack_file *active = __atomic_load_n(&ps->active, __ATOMIC_ACQUIRE);
 
@@ -828,13 +917,51 @@ static struct pack_file *pick_victim(struct packstore *ps)
 		struct pack_file *pf = ps->packs[i];
 		uint64_t used = __atomic_load_n(&pf->size, __ATOMIC_RELAXED) -
 				PACK_FILE_HEADER;
+		uint64_t copies = used - dead_bytes(ps, pf);
 
 		if (pf == active || __atomic_load_n(&pf->pending, __ATOMIC_RELAXED))
+			continue;
+		/* Copies that cannot fit would only fill the disk more. */
+		if (copies + PACK_FILE_HEADER > room)
 			continue;
 		if (2 * dead_bytes(ps, pf) > used || used == 0)
 			return pf;
 	}
 	return NULL;
+}
+
+/* Bytes compaction may write: what the disk has free, and the reserve. */
+static uint64_t room_for_copies(struct packstore *ps)
+{
+	struct statvfs sv;
+	uint64_t room;
+
+	if (fstatvfs(ps->dir_fd, &sv) < 0)
+		return 0;
+	room = (uint64_t)sv.f_bavail * sv.f_frsize;
+	pthread_mutex_lock(&ps->append_lock);
+	if (ps->reserve_held)
+		room += reserve_size(ps);
+	pthread_mutex_unlock(&ps->append_lock);
+	return room;
+}
+
+/* The newest pack is never compacted; once it is more than half dead, the
+ * next record starts a new one so that it can be (a disk that filled up
+ * with one pack gets its space back). */
+static void seal_dead_active(struct packstore *ps)
+{
+	struct pack_file *a;
+
+	pthread_mutex_lock(&ps->append_lock);
+	pthread_rwlock_rdlock(&ps->lock);
+	a = ps->active;
+	if (a && !__atomic_load_n(&a->pending, __ATOMIC_RELAXED) &&
+	    a->size > PACK_FILE_HEADER &&
+	    2 * dead_bytes(ps, a) > a->size - PACK_FILE_HEADER)
+		__atomic_store_n(&ps->active, NULL, __ATOMIC_RELEASE);
+	pthread_rwlock_unlock(&ps->lock);
+	pthread_mutex_unlock(&ps->append_lock);
 }
 
 struct copy_ctx {
@@ -887,7 +1014,7 @@ static int copy_rec(void *arg, const struct pack_rec *r, bool verified)
 	pthread_rwlock_unlock(&ps->lock);
 	if (need)
 		err = append_locked(ps, r->type, r->addr, r->data, r->len,
-				    r->type == PACK_TOMBSTONE ? &kb : NULL,
+				    r->type == PACK_TOMBSTONE ? &kb : NULL, true,
 				    &c->t[c->n]);
 	pthread_mutex_unlock(&ps->append_lock);
 	if (err)
@@ -937,10 +1064,13 @@ static int compact_one(struct packstore *ps)
 	uint8_t *buf = NULL;
 	uint64_t size;
 	char name[16];
+	uint64_t room;
 	int err;
 
+	seal_dead_active(ps);
+	room = room_for_copies(ps);
 	pthread_rwlock_rdlock(&ps->lock);
-	v = pick_victim(ps);
+	v = pick_victim(ps, room);
 	pthread_rwlock_unlock(&ps->lock);
 	if (!v)
 		return 0;
@@ -993,6 +1123,9 @@ static int compact_one(struct packstore *ps)
 		err = -errno;
 	free(v);
 	__atomic_add_fetch(&ps->compactions, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&ps->append_lock);
+	reserve_take(ps);                /* space came back: hold it again */
+	pthread_mutex_unlock(&ps->append_lock);
 out:
 	free(tp);
 	free(c.t);

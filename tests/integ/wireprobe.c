@@ -10,7 +10,7 @@
  * truncated, garbage N, silent MAX_S, idle MIN_S MAX_S, slowloris N MAX_S, wrong-secret,
  * replay, bitflip, unsupported, map-push KEYFILE EPOCH [badsig] [ADDR...]
  * (a map of this daemon and the ADDRs), map-epoch, put-many FROM TO FILE,
- * check-many FILE, status KEY, stale EPOCH, slow-frame MAX_S, noread MAX_S,
+ * check-many FILE, delete-many FILE, status KEY, stale EPOCH, slow-frame MAX_S, noread MAX_S,
  * latency N (p99 of N PINGs in microseconds).
  */
 #define _GNU_SOURCE
@@ -611,6 +611,38 @@ static int mode_check_many(int argc, char **argv)
 	return bad ? 1 : 0;
 }
 
+/* DELETE every block listed in FILE; each must be answered OK. */
+static int mode_delete_many(int argc, char **argv)
+{
+	struct peer p;
+	uint8_t buf[64000], req[40] = { 0 }, *resp;
+	unsigned long i, n = 0;
+	size_t rl;
+	FILE *f;
+
+	if (argc < 1 || !(f = fopen(argv[0], "r")))
+		return 2;
+	open_auth(&p);
+	while (fscanf(f, "%lu", &i) == 1) {
+		int err;
+
+		block_make(i, buf, req + 8);
+		err = peer_call(&p, PROTO_OP_DELETE, req, sizeof(req), NULL, 0,
+				&resp, &rl);
+		free(resp);
+		if (err) {
+			printf("delete-many: block %lu: %s\n", i, log_strerror(err));
+			fclose(f);
+			return 1;
+		}
+		n++;
+	}
+	fclose(f);
+	peer_close(&p);
+	printf("ok delete-many: %lu blocks deleted\n", n);
+	return 0;
+}
+
 /* Print a NODE_STATUS value by key number. */
 static int mode_status(int argc, char **argv)
 {
@@ -837,6 +869,8 @@ int main(int argc, char **argv)
 		return mode_map_push(argc, argv);
 	if (!strcmp(mode, "put-many"))
 		return mode_put_many(argc, argv);
+	if (!strcmp(mode, "delete-many"))
+		return mode_delete_many(argc, argv);
 	if (!strcmp(mode, "check-many"))
 		return mode_check_many(argc, argv);
 	if (!strcmp(mode, "slow-frame"))
