@@ -91,6 +91,15 @@ struct pack_pos pack_tomb_decode(const uint8_t in[PACK_TOMB_BYTES])
 
 bool pack_rec_decode(const uint8_t *buf, size_t avail, struct pack_rec *out)
 {
+	if (!pack_rec_decode_header(buf, avail, out))
+		return false;
+	out->data = buf + PACK_REC_HEADER;
+	return true;
+}
+
+bool pack_rec_decode_header(const uint8_t *buf, uint64_t avail,
+			    struct pack_rec *out)
+{
 	uint32_t len;
 
 	if (avail < PACK_REC_HEADER || memcmp(buf, REC_MAGIC, 4) ||
@@ -116,7 +125,7 @@ bool pack_rec_decode(const uint8_t *buf, size_t avail, struct pack_rec *out)
 	out->type = (enum pack_type)buf[4];
 	memcpy(out->addr, buf + 16, PACK_ADDR_BYTES);
 	out->len = len;
-	out->data = buf + PACK_REC_HEADER;
+	out->data = NULL;
 	return true;
 }
 

@@ -98,6 +98,10 @@ struct pack_pos pack_tomb_decode(const uint8_t in[PACK_TOMB_BYTES]);
  * magic, type and length are right, the record fitting in avail. On true
  * *out is filled, data pointing into buf. Does not check the block bytes. */
 bool pack_rec_decode(const uint8_t *buf, size_t avail, struct pack_rec *out);
+/* The same for a header read alone (PACK_REC_HEADER bytes at buf), the
+ * record's avail bytes left in the file: out->data is NULL. */
+bool pack_rec_decode_header(const uint8_t *buf, uint64_t avail,
+			    struct pack_rec *out);
 /* Whether a decoded record's block bytes match its checksum. */
 bool pack_rec_verify(const uint8_t *hdr, const struct pack_rec *r);
 

@@ -67,11 +67,17 @@ struct packstore {
 	uint64_t blocks, bytes;          /* under lock */
 	uint64_t bad_records, compactions; /* atomic */
 	bool reserve_held;               /* under append_lock */
+	bool ready;                      /* opened: a close may mark it clean */
+	bool sync_failed;                /* atomic: some pack's sync failed */
 };
 
 #define RESERVE_NAME "reserve"
+/* Made by a clean close, removed at open: while it is there, every record
+ * in the packs is whole, and an open reads their headers only. */
+#define CLEAN_NAME "clean"
 
 static const uint8_t ZEROS[PACK_ALIGN];
+static const uint8_t ZEROS_HDR[PACK_REC_HEADER];
 
 /* --- the index ----------------------------------------------------------- */
 
@@ -433,7 +439,7 @@ have:
 struct scan_ctx {
 	struct packstore *ps;
 	struct pack_file *pf;
-	int err;
+	bool repaired;           /* a bad record's header was wiped */
 };
 
 static int scan_rec(void *arg, const struct pack_rec *r, bool verified)
@@ -444,6 +450,16 @@ static int scan_rec(void *arg, const struct pack_rec *r, bool verified)
 	uint32_t at = 0;
 
 	if (!verified) {
+		/* Torn by a crash (never acknowledged) or rotted: gone from
+		 * this daemon either way. Wipe its header, or the next open
+		 * that reads headers only would take it for a block it holds
+		 * and a PUT of it for a no-op. */
+		struct iovec iov = { (void *)ZEROS_HDR, PACK_REC_HEADER };
+		int err = pwrite_full(c->pf->fd, &iov, 1, r->off);
+
+		if (err)
+			return err;
+		c->repaired = true;
 		ps->bad_records++;
 		return 0;
 	}
@@ -533,15 +549,67 @@ static int list_ids(struct packstore *ps, uint32_t **ids, size_t *n)
 	return err;
 }
 
-/* Read one pack into the index. A pack too damaged to read (its header
- * gone) is left on disk, out of the store, and counted. */
-static int scan_pack(struct packstore *ps, uint32_t id)
+/*
+ * After a clean close: the records' headers alone, one small read each
+ * (the kernel's read-ahead off, so block bytes are not read). -EAGAIN at
+ * a header that does not check: the caller reads the whole pack instead.
+ */
+static int walk_headers(struct scan_ctx *c, uint64_t size)
 {
-	struct scan_ctx c = { ps, NULL, 0 };
+	uint8_t h[PACK_REC_HEADER + PACK_TOMB_BYTES];
+	uint64_t off = PACK_FILE_HEADER;
+	int fd = c->pf->fd, err = 0;
+
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
+	while (!err && off + PACK_REC_HEADER <= size) {
+		size_t want = size - off < sizeof(h) ? (size_t)(size - off) : sizeof(h);
+		struct pack_rec r;
+
+		err = pread_full(fd, h, want, off);
+		if (err)
+			break;
+		if (!pack_rec_decode_header(h, size - off, &r)) {
+			err = -EAGAIN;
+			break;
+		}
+		r.off = off;
+		if (r.type == PACK_TOMBSTONE)
+			r.data = h + PACK_REC_HEADER;    /* fits: decode checked */
+		err = scan_rec(c, &r, true);
+		off += pack_rec_size(r.len);
+	}
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_NORMAL);
+	return err;
+}
+
+/* The whole pack, every record checked against its checksum. */
+static int walk_all(struct scan_ctx *c, uint64_t size)
+{
 	struct pack_scan scan;
+	uint8_t *buf = malloc((size_t)size);
+	int err;
+
+	if (!buf)
+		return -ENOMEM;
+	c->pf->tomb = 0;                 /* counted again from the start */
+	err = pread_full(c->pf->fd, buf, (size_t)size, 0);
+	if (!err)
+		err = pack_parse(buf, (size_t)size, scan_rec, c, &scan);
+	free(buf);
+	if (!err && c->repaired && fdatasync(c->pf->fd) < 0)
+		err = -errno;
+	return err;
+}
+
+/* Read one pack into the index: headers only when `whole` (a clean close
+ * before), else every byte. A pack too damaged to read (its header gone)
+ * is left on disk, out of the store, and counted. */
+static int scan_pack(struct packstore *ps, uint32_t id, bool whole)
+{
+	struct scan_ctx c = { ps, NULL, false };
+	uint8_t hdr[PACK_FILE_HEADER];
 	struct pack_file *pf;
 	struct stat sb;
-	uint8_t *buf = NULL;
 	uint32_t hid;
 	char name[16];
 	int fd, err;
@@ -565,16 +633,9 @@ static int scan_pack(struct packstore *ps, uint32_t id)
 		close(fd);
 		return -EFBIG;
 	}
-	buf = malloc((size_t)sb.st_size);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	err = pread_full(fd, buf, (size_t)sb.st_size, 0);
-	if (!err && (pack_check_file_header(buf, (size_t)sb.st_size, &hid) < 0 ||
-		     hid != id)) {
+	err = pread_full(fd, hdr, sizeof(hdr), 0);
+	if (!err && (pack_check_file_header(hdr, sizeof(hdr), &hid) < 0 || hid != id)) {
 		ps->bad_records++;
-		free(buf);
 		close(fd);
 		return 0;
 	}
@@ -589,14 +650,48 @@ static int scan_pack(struct packstore *ps, uint32_t id)
 	}
 	if (err) {
 		free(pf);
-		free(buf);
 		close(fd);
 		return err;
 	}
 	c.pf = pf;
-	err = pack_parse(buf, (size_t)sb.st_size, scan_rec, &c, &scan);
-	free(buf);
+	/* What the header walk indexed before it gave up is indexed again
+	 * the same way: a block held is not added twice, a tombstone kills
+	 * the same entries. */
+	err = whole ? walk_headers(&c, pf->size) : -EAGAIN;
+	if (err == -EAGAIN)
+		err = walk_all(&c, pf->size);
 	return err;
+}
+
+/* Whether the last close was clean; the mark is removed (durably) first,
+ * so that a crash in this run is never taken for a clean close. */
+static int take_clean_mark(struct packstore *ps, bool *clean)
+{
+	*clean = faccessat(ps->dir_fd, CLEAN_NAME, F_OK, 0) == 0;
+	if (!*clean)
+		return errno == ENOENT ? 0 : -errno;
+	if (unlinkat(ps->dir_fd, CLEAN_NAME, 0) < 0 || fsync(ps->dir_fd) < 0)
+		return -errno;
+	return 0;
+}
+
+/* At a clean close: every pack durable, then the mark. */
+static void put_clean_mark(struct packstore *ps)
+{
+	int fd;
+
+	if (!ps->ready || __atomic_load_n(&ps->sync_failed, __ATOMIC_RELAXED))
+		return;
+	for (size_t i = 0; i < ps->npacks; i++)
+		if (fdatasync(ps->packs[i]->fd) < 0)
+			return;
+	fd = openat(ps->dir_fd, CLEAN_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0600);
+	if (fd < 0)
+		return;
+	if (fsync(fd) == 0)
+		(void)fsync(ps->dir_fd);
+	close(fd);
 }
 
 int packstore_open(const char *dir, struct packstore **out)
@@ -604,6 +699,7 @@ int packstore_open(const char *dir, struct packstore **out)
 	struct packstore *ps;
 	uint32_t *ids = NULL;
 	size_t n = 0;
+	bool clean = false;
 	int err = 0;
 
 	ps = calloc(1, sizeof(*ps));
@@ -628,15 +724,18 @@ int packstore_open(const char *dir, struct packstore **out)
 		err = -errno;
 		goto out;
 	}
-	err = list_ids(ps, &ids, &n);
+	err = take_clean_mark(ps, &clean);
+	if (!err)
+		err = list_ids(ps, &ids, &n);
 	for (size_t i = 0; i < n && !err; i++)
-		err = scan_pack(ps, ids[i]);
+		err = scan_pack(ps, ids[i], clean);
 	/* A new pack for this run: the last one may end in a torn record. */
 	ps->next_id = n ? ids[n - 1] + 1 : 1;
 	if (!err)
 		reserve_take(ps);
 	if (!err && ps->next_id == 0)
 		err = -EOVERFLOW;
+	ps->ready = !err;
 out:
 	free(ids);
 	if (err) {
@@ -651,6 +750,7 @@ void packstore_close(struct packstore *ps)
 {
 	if (!ps)
 		return;
+	put_clean_mark(ps);
 	for (size_t i = 0; i < ps->npacks; i++) {
 		close(ps->packs[i]->fd);
 		free(ps->packs[i]);
@@ -739,7 +839,6 @@ int packstore_append(struct packstore *ps, const uint8_t addr[PACK_ADDR_BYTES],
 int packstore_sync_tickets(struct packstore *ps, struct pack_ticket *const *t,
 			   size_t n)
 {
-	(void)ps;
 	for (size_t i = 0; i < n; i++) {
 		struct pack_file *pf = t[i]->pf;
 		bool seen = false;
@@ -759,6 +858,7 @@ int packstore_sync_tickets(struct packstore *ps, struct pack_ticket *const *t,
 			int err = -errno;
 
 			__atomic_store_n(&pf->failed, true, __ATOMIC_RELAXED);
+			__atomic_store_n(&ps->sync_failed, true, __ATOMIC_RELAXED);
 			return err;
 		}
 	}

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -148,6 +149,48 @@ static double run_all(struct job *jobs, unsigned n, void *(*fn)(void *))
 	return now_s() - t0;
 }
 
+/* Close and open every store again; seconds taken by the opens, or -1.
+ * as_crash: remove the clean-close mark first, as a crash leaves none. */
+static double reopen_all(const char *dir, struct store **stores, unsigned n,
+			 bool as_crash)
+{
+	double t = 0;
+
+	for (unsigned s = 0; s < n; s++) {
+		char path[4096], mark[4200];
+		double t0;
+		int e;
+
+		store_close(stores[s]);
+		stores[s] = NULL;
+		snprintf(path, sizeof(path), "%s/store%u", dir, s);
+		snprintf(mark, sizeof(mark), "%s/packs/clean", path);
+		if (as_crash && unlink(mark) < 0 && errno != ENOENT) {
+			fprintf(stderr, "storebench: unlink %s: %s\n", mark, strerror(errno));
+			return -1;
+		}
+		/* cold, as after a reboot */
+		sync();
+		{
+			FILE *f = fopen("/proc/sys/vm/drop_caches", "w");
+
+			if (f) {
+				fputs("3\n", f);
+				fclose(f);
+			}
+		}
+		t0 = now_s();
+		e = store_open(path, &stores[s]);
+		t += now_s() - t0;
+		if (e < 0) {
+			fprintf(stderr, "storebench: cannot open the store in %s again: %s\n",
+				path, strerror(-e));
+			return -1;
+		}
+	}
+	return t;
+}
+
 static long arg_long(const char *s, const char *what, long lo, long hi)
 {
 	char *end;
@@ -168,8 +211,8 @@ int main(int argc, char **argv)
 	struct store **stores;
 	struct job *jobs;
 	uint8_t *data;
-	double t_put, t_get;
-	bool buffered = false;
+	double t_put, t_get, t_open, t_crash;
+	bool buffered = false, direct;
 	int rc = 1;
 
 	if (argc > 1 && !strcmp(argv[1], "--buffered")) {
@@ -245,11 +288,19 @@ int main(int argc, char **argv)
 	t_get = run_all(jobs, n_jobs, get_main);
 	if (t_get < 0)
 		goto out;
+	direct = store_direct_io(stores[0]);
+	/* What a restart costs: after a clean close (pack headers only),
+	 * and as after a crash (every pack byte read and checked). */
+	t_open = reopen_all(argv[1], stores, n_stores, false);
+	t_crash = t_open < 0 ? -1 : reopen_all(argv[1], stores, n_stores, true);
+	if (t_crash < 0)
+		goto out;
 	printf("{\"put_mb_s\":%.1f,\"put_ops_s\":%.0f,\"get_mb_s\":%.1f,"
-	       "\"get_ops_s\":%.0f,\"direct_io\":%s}\n",
+	       "\"get_ops_s\":%.0f,\"direct_io\":%s,\"open_s\":%.3f,"
+	       "\"open_after_crash_s\":%.3f}\n",
 	       (double)size * count / t_put / 1e6, count / t_put,
 	       (double)size * count / t_get / 1e6, count / t_get,
-	       store_direct_io(stores[0]) ? "true" : "false");
+	       direct ? "true" : "false", t_open, t_crash);
 	rc = 0;
 out:
 	for (unsigned s = 0; s < n_stores; s++)
