@@ -3,7 +3,8 @@ noinst_LIBRARIES += daemon/libdaemon.a
 daemon_libdaemon_a_SOURCES = \
 	daemon/store.c daemon/store.h \
 	daemon/pack.c daemon/pack.h \
-	daemon/packstore.c daemon/packstore.h \
+	daemon/packstore.c daemon/packstore.h daemon/packstore_int.h \
+	daemon/packcompact.c \
 	daemon/diskpool.c daemon/diskpool.h \
 	daemon/peer.c daemon/peer.h \
 	daemon/srv.c daemon/srv.h daemon/srv_int.h \

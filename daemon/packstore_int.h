@@ -1,0 +1,104 @@
+/*
+ * packstore_int.h: the pack store's internals, private to packstore.c and
+ * packcompact.c (nothing else includes it).
+ *
+ *   packstore.c    the index, the pack files, appends, open (scan, clean
+ *                  mark, header walk) and close, the block calls (has, get,
+ *                  append, sync, commit, release, delete, list, locate)
+ *                  and stats;
+ *   packcompact.c  the reserve and compaction.
+ *
+ * Locks, always taken in this order when both are held:
+ *   append_lock  the newest pack and where the next record goes;
+ *   lock         (rwlock) the index, the list of packs and their counters.
+ * A GET holds `lock` for reading across its pread, so compaction (which
+ * closes a pack under it for writing) never pulls a file from under it.
+ */
+#ifndef CAIRN_PACKSTORE_INT_H
+#define CAIRN_PACKSTORE_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "daemon/packstore.h"
+
+#define SLOTS 16384u
+
+struct pack_file {
+	uint32_t id;
+	int fd;
+	uint64_t size;           /* atomic: bytes in the file */
+	uint64_t live;           /* records the index points at; under lock */
+	uint64_t tomb;           /* atomic: tombstone bytes in it */
+	uint32_t pending;        /* atomic: tickets not yet committed */
+	bool failed;             /* atomic: a sync of it failed */
+};
+
+struct idx_ent {
+	uint8_t addr[PACK_ADDR_BYTES];
+	uint32_t pack, off, len;
+};
+
+struct slot_idx {
+	struct idx_ent *e;
+	uint32_t n, cap;
+};
+
+struct packstore {
+	int dir_fd;
+	char *dir;
+	pthread_mutex_t compact_lock;    /* one compaction at a time */
+	pthread_mutex_t append_lock;
+	pthread_rwlock_t lock;
+	struct slot_idx slots[SLOTS];
+	struct pack_file **packs;        /* by id, under lock */
+	size_t npacks, cap_packs;
+	struct pack_file *active;        /* atomic pointer; set under both */
+	uint32_t next_id;                /* under append_lock */
+	uint64_t limit;                  /* atomic */
+	uint64_t blocks, bytes;          /* under lock */
+	uint64_t bad_records, compactions; /* atomic */
+	bool reserve_held;               /* under append_lock */
+	bool ready;                      /* opened: a close may mark it clean */
+	bool sync_failed;                /* atomic: some pack's sync failed */
+};
+
+/* --- packstore.c --------------------------------------------------------- */
+
+/* The index: under lock (read to look, write to change). */
+struct idx_ent *idx_find(struct packstore *ps, const uint8_t *addr,
+			 uint32_t *at);
+int idx_insert(struct packstore *ps, const uint8_t *addr, uint32_t at,
+	       uint32_t pack, uint32_t off, uint32_t len);
+void idx_remove(struct packstore *ps, struct idx_ent *ent);
+
+/* The packs: by id and out of the list under lock; their file names. */
+struct pack_file *pack_by_id(struct packstore *ps, uint32_t id);
+void pack_name(uint32_t id, char out[16]);
+void packs_drop(struct packstore *ps, struct pack_file *pf);
+
+int pwrite_full(int fd, struct iovec *iov, int cnt, uint64_t off);
+int pread_full(int fd, uint8_t *buf, size_t len, uint64_t off);
+
+/* Append one record to the newest pack (a tombstone records kill_before,
+ * or its own place when NULL); may_use_reserve for what frees space.
+ * Under append_lock. */
+int append_locked(struct packstore *ps, enum pack_type type,
+		  const uint8_t *addr, const void *data, uint32_t len,
+		  const struct pack_pos *kill_before, bool may_use_reserve,
+		  struct pack_ticket *t);
+
+/* --- packcompact.c ------------------------------------------------------- */
+
+/* The reserve: hold it if the disk has room; give its space back (false
+ * when none was held). Under append_lock. */
+void reserve_take(struct packstore *ps);
+bool reserve_release(struct packstore *ps);
+
+/* Bytes of pf that compaction would free. Under lock. */
+uint64_t dead_bytes(struct packstore *ps, struct pack_file *pf);
+
+#endif
