@@ -357,8 +357,21 @@ static int scan_rec(void *arg, const struct pack_rec *r, bool verified)
 	if (r->type == PACK_BLOCK) {
 		int err;
 
-		if (ent)
-			return 0;        /* stored twice: the first one stands */
+		if (ent) {
+			/* Stored twice (a PUT after a DELETE, or a copy by a
+			 * compaction cut short): the later record stands. The
+			 * earlier one may yet be killed by a tombstone that a
+			 * compaction moved past the later one, whose place
+			 * (where the DELETE was) lies between the two. */
+			struct pack_file *owner = pack_by_id(ps, ent->pack);
+
+			if (owner)
+				owner->live -= pack_rec_size(ent->len);
+			ent->pack = c->pf->id;
+			ent->off = (uint32_t)r->off;
+			c->pf->live += pack_rec_size(r->len);
+			return 0;
+		}
 		err = idx_insert(ps, r->addr, at, c->pf->id, (uint32_t)r->off, r->len);
 		if (err)
 			return err;

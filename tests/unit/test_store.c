@@ -918,6 +918,169 @@ static void test_compaction_keeps_deleted_blocks_deleted(void **state)
 	assert_int_equal(s.blocks, 6);
 }
 
+/* A block PUT again after its DELETE while its first record still sits in
+ * an older pack: when compaction moves the DELETE's tombstone past the new
+ * record, a restart must keep the new one (the later record of an address
+ * stands; the tombstone kills only what came before the DELETE). */
+static void test_put_after_delete_survives_a_moved_tombstone(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t x[32], k[5][32], j[4][32];
+	char p1[512], p2[512], p3[512];
+	uint64_t off;
+
+	store_set_pack_limit(f->st, 15400);         /* 5 records a pack */
+	put_small(f->st, 9500, x);                  /* P1: x k0..k3 */
+	for (int i = 0; i < 4; i++)
+		put_small(f->st, 9600 + (unsigned long long)i, k[i]);
+	assert_int_equal(store_block_locate(f->st, x, p1, sizeof(p1), &off), 0);
+	assert_int_equal(store_delete(f->st, x), 0); /* P2: T(x) */
+	for (int i = 0; i < 4; i++)                 /* P2: j0..j3, full */
+		put_small(f->st, 9700 + (unsigned long long)i, j[i]);
+	assert_int_equal(store_block_locate(f->st, j[0], p2, sizeof(p2), &off), 0);
+	put_small(f->st, 9500, x);                  /* P3: x again */
+	put_small(f->st, 9604, k[4]);               /* P3: k4 */
+	assert_int_equal(store_block_locate(f->st, x, p3, sizeof(p3), &off), 0);
+	assert_string_not_equal(p1, p2);
+	assert_string_not_equal(p2, p3);
+	for (int i = 0; i < 4; i++)                 /* P2 dead but T(x) */
+		assert_int_equal(store_delete(f->st, j[i]), 0);
+	compact_all(f->st);              /* T(x) now lies after x in P3 */
+	assert_int_equal(access(p2, F_OK), -1);
+	for (int pass = 0; pass < 3; pass++) {
+		expect_small(f->st, 9500);
+		for (int i = 0; i < 5; i++)
+			expect_small(f->st, 9600 + (unsigned long long)i);
+		if (pass == 0)
+			reopen(f);
+		else
+			crash_reopen(f);
+	}
+}
+
+/* Threads PUT, DELETE, GET and compact at once over a store that starts a
+ * pack every 5 records, so that compaction moves blocks under their feet
+ * all the time. Each thread owns its own addresses, so it knows what each
+ * call must answer; after the storm a clean and a crash restart must show
+ * exactly the blocks that stand. */
+enum { STORM_THREADS = 4, STORM_ADDRS = 40, STORM_OPS = 1500 };
+
+struct storm {
+	struct store *st;
+	int id;
+	bool held[STORM_ADDRS];
+	unsigned long long gen[STORM_ADDRS];   /* which content it holds */
+	int failures;
+};
+
+static unsigned long long storm_tag(int id, int i, unsigned long long gen)
+{
+	return 1000000ull * (unsigned long long)(id + 1) + 1000ull * gen +
+	       (unsigned long long)i;
+}
+
+static void *storm_main(void *arg)
+{
+	struct storm *w = arg;
+	unsigned long long rnd = seed * 7919 + (unsigned long long)w->id * 104729 + 1;
+
+	for (int op = 0; op < STORM_OPS && !w->failures; op++) {
+		uint8_t b[SMALL], addr[32], *got = NULL;
+		size_t got_len = 0;
+		unsigned long long tag;
+		int i, r, kind;
+
+		rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+		i = (int)((rnd >> 33) % STORM_ADDRS);
+		kind = (int)((rnd >> 20) % 16);
+		/* slot i holds generation gen[i] of its bytes: a new
+		 * generation is another address */
+		tag = storm_tag(w->id, i, w->gen[i]);
+		fill(b, sizeof(b), tag);
+		addr_for(addr, b, sizeof(b));
+		if (kind < 6) {
+			r = store_put(w->st, addr, b, sizeof(b));
+			if (r != (w->held[i] ? 0 : 1))
+				w->failures++;
+			w->held[i] = true;
+		} else if (kind < 10) {
+			r = store_delete(w->st, addr);
+			if (r != (w->held[i] ? 0 : -ENOENT))
+				w->failures++;
+			/* half the time the same bytes come back later: a PUT
+			 * after a DELETE of one address, compaction between */
+			if (w->held[i] && (rnd >> 40) & 1)
+				w->gen[i]++;
+			w->held[i] = false;
+		} else if (kind < 15) {
+			r = store_get(w->st, addr, &got, &got_len);
+			if (w->held[i] ? r != 0 || got_len != sizeof(b) ||
+					 memcmp(got, b, sizeof(b))
+				       : r != -ENOENT)
+				w->failures++;
+			free(got);
+		} else {
+			if (store_compact(w->st) < 0)
+				w->failures++;
+		}
+	}
+	return NULL;
+}
+
+static void storm_check(struct fixture *f, struct storm *w)
+{
+	for (int t = 0; t < STORM_THREADS; t++)
+		for (int i = 0; i < STORM_ADDRS; i++) {
+			uint8_t b[SMALL], addr[32];
+
+			fill(b, sizeof(b), storm_tag(t, i, w[t].gen[i]));
+			addr_for(addr, b, sizeof(b));
+			assert_int_equal(store_has(f->st, addr), w[t].held[i] ? 1 : 0);
+			if (w[t].held[i])
+				expect_small(f->st, storm_tag(t, i, w[t].gen[i]));
+			if (w[t].gen[i]) {       /* the one before: deleted */
+				fill(b, sizeof(b), storm_tag(t, i, w[t].gen[i] - 1));
+				addr_for(addr, b, sizeof(b));
+				assert_int_equal(store_has(f->st, addr), 0);
+			}
+		}
+}
+
+static void test_concurrent_put_delete_get_compact(void **state)
+{
+	struct fixture *f = *state;
+	struct storm w[STORM_THREADS];
+	pthread_t th[STORM_THREADS];
+	struct store_stats s;
+
+	memset(w, 0, sizeof(w));
+	store_set_pack_limit(f->st, 16 * 1024);
+	for (int t = 0; t < STORM_THREADS; t++) {
+		w[t].st = f->st;
+		w[t].id = t;
+		assert_int_equal(pthread_create(&th[t], NULL, storm_main, &w[t]), 0);
+	}
+	for (int t = 0; t < STORM_THREADS; t++) {
+		pthread_join(th[t], NULL);
+		assert_int_equal(w[t].failures, 0);
+	}
+	store_get_stats(f->st, &s);
+	printf("# storm: %" PRIu64 " compactions, %" PRIu64 " packs, %" PRIu64
+	       " blocks\n", s.compactions, s.packs, s.blocks);
+	assert_true(s.compactions >= 10);
+	printf("# live\n");
+	storm_check(f, w);
+	printf("# clean reopen\n");
+	reopen(f);
+	storm_check(f, w);
+	printf("# crash reopen\n");
+	crash_reopen(f);
+	storm_check(f, w);
+	compact_all(f->st);
+	crash_reopen(f);
+	storm_check(f, w);
+}
+
 int main(void)
 {
 	const char *env = getenv("CAIRNFS_TEST_SEED");
@@ -931,6 +1094,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_clean_open_reads_headers_crash_open_reads_all, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compaction_frees_dead_packs_and_keeps_live_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compaction_keeps_deleted_blocks_deleted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_put_after_delete_survives_a_moved_tombstone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_put_delete_get_compact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_first_format_blocks_still_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_and_buffered_io_make_the_same_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slot_dirs_are_spread_where_the_filesystem_can, setup, teardown),
