@@ -711,6 +711,9 @@ int ctl_cmd_status(struct ctl *c, int argc, char **argv)
 					{ PROTO_STAT_PROTO_ERRORS, "proto_errors" },
 					{ PROTO_STAT_AUTH_FAILURES, "auth_failures" },
 					{ PROTO_STAT_CORRUPT_BLOCKS, "corrupt_blocks" },
+					{ PROTO_STAT_PACK_BYTES, "pack_bytes" },
+					{ PROTO_STAT_PACK_DEAD_BYTES, "pack_dead_bytes" },
+					{ PROTO_STAT_COMPACTIONS, "compactions" },
 				};
 
 				printf(",\"rtt_ms\":%.2f", st[i].rtt_ms);

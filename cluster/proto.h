@@ -119,7 +119,10 @@ enum proto_stat_key {
 	PROTO_STAT_PROTO_ERRORS = 14,  /* connections dropped for bad frames */
 	PROTO_STAT_AUTH_FAILURES = 15,
 	PROTO_STAT_CORRUPT_BLOCKS = 16,
-	PROTO_STAT_MAX = 16,
+	PROTO_STAT_PACK_BYTES = 17,    /* pack files of small blocks */
+	PROTO_STAT_PACK_DEAD_BYTES = 18, /* ... that compaction would free */
+	PROTO_STAT_COMPACTIONS = 19,   /* packs compacted since start */
+	PROTO_STAT_MAX = 19,
 };
 
 struct proto_header {

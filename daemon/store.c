@@ -1,5 +1,11 @@
 /*
- * store: blocks as files, one directory per slot (see store.h).
+ * store: blocks as files, one directory per slot, and small blocks in
+ * packs (see store.h).
+ *
+ * Blocks under STORE_PACK_MIN go to the pack store (packstore.h): appended,
+ * then the committer's batch syncs each pack it touched once and indexes
+ * them. A batch of only packed PUTs costs no syncfs at all. What follows
+ * is the path of the larger blocks, one file each.
  *
  * Order on disk for a PUT, and why:
  *   1. write header + block to blocks/SSSS/.tmp-<addr>-<n> (on the

@@ -6,7 +6,8 @@
 # after a remount; rsync -c finds nothing to send after a round trip;
 # git clone + git fsck pass; sqlite3 with two concurrent writers passes
 # PRAGMA integrity_check with every row present; a sparse file keeps its
-# holes (du) through cp --sparse=always.
+# holes (du) through cp --sparse=always; the tree's small files land in the
+# daemons' pack files, which shrink by half once it is deleted.
 . "$srcdir/tests/integ/lib.sh"
 integ_init
 . "$srcdir/tests/integ/fslib.sh"
@@ -25,6 +26,10 @@ fs_umount
 fs_mount || fail "remount failed"
 diff -r --no-dereference "$tree" "$MNT/include" >"$T/diff.out" || { head "$T/diff.out"; fail "tree differs after remount"; }
 figure tree_entries "$entries" entries
+# Most of the tree's files are small: their blocks went to the daemons'
+# pack files, and the counters say so.
+packed=$(fs_stat pack_bytes)
+[ "$packed" -gt 1000000 ] || fail "only $packed bytes of pack files after copying $tree"
 
 mkdir -p "$T/rs"
 rsync -a "$MNT/include/" "$T/rs/" || fail "rsync out failed"
@@ -63,4 +68,17 @@ cp --sparse=always "$T/sparse" "$MNT/sparse" || fail "cp of a sparse file failed
 used=$(du -k "$MNT/sparse" | cut -f1)
 [ "$used" -lt 10240 ] || fail "sparse file uses $used KiB on the mount"
 cmp "$T/sparse" "$MNT/sparse" || fail "sparse file differs"
+
+# Deleting the tree frees its packed blocks; the daemons compact the packs
+# now mostly dead and the space comes back (pack bytes fall by half).
+rm -rf "$MNT/include" || fail "rm -rf of the tree failed"
+n=0
+while :; do
+	now=$(fs_stat pack_bytes)
+	[ "$(fs_stat compactions)" -ge 1 ] && [ $((now * 2)) -lt "$packed" ] && break
+	n=$((n + 1))
+	[ $n -lt 600 ] || fail "60 s after rm -rf the packs hold $now bytes of $packed ($(fs_stat compactions) compactions, $(fs_stat pack_dead_bytes) dead)"
+	sleep 0.1
+done
+figure fs_tree_rm_packs_shrink_ms $((n * 100)) ms
 fs_umount
