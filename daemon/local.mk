@@ -2,6 +2,7 @@
 noinst_LIBRARIES += daemon/libdaemon.a
 daemon_libdaemon_a_SOURCES = \
 	daemon/store.c daemon/store.h \
+	daemon/fileio.c daemon/fileio.h \
 	daemon/pack.c daemon/pack.h \
 	daemon/packstore.c daemon/packstore.h daemon/packstore_int.h \
 	daemon/packcompact.c \

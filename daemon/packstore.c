@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include "daemon/fileio.h"
 #include "daemon/packstore_int.h"
 #include "daemon/store.h"
 
@@ -142,32 +143,6 @@ void packs_drop(struct packstore *ps, struct pack_file *pf)
 	}
 }
 
-int pwrite_full(int fd, struct iovec *iov, int cnt, uint64_t off)
-{
-	while (cnt) {
-		ssize_t n = pwritev(fd, iov, cnt, (off_t)off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		off += (uint64_t)n;
-		while (cnt && (size_t)n >= iov->iov_len) {
-			n -= (ssize_t)iov->iov_len;
-			iov++;
-			cnt--;
-		}
-		if (cnt) {
-			iov->iov_base = (uint8_t *)iov->iov_base + n;
-			iov->iov_len -= (size_t)n;
-		}
-	}
-	return 0;
-}
-
 int pread_full(int fd, uint8_t *buf, size_t len, uint64_t off)
 {
 	size_t got = 0;
@@ -208,7 +183,7 @@ static int pack_create(struct packstore *ps, struct pack_file **out)
 		return err;
 	}
 	pack_file_header(hdr, pf->id);
-	err = pwrite_full(fd, &iov, 1, 0);
+	err = fileio_pwritev_full(fd, &iov, 1, 0);
 	if (!err && (fdatasync(fd) < 0 || fsync(ps->dir_fd) < 0))
 		err = -errno;
 	if (err) {
@@ -302,7 +277,7 @@ have:
 			{ (void *)ZEROS, (size_t)(rs - PACK_REC_HEADER - len) },
 		};
 
-		err = pwrite_full(pf->fd, iov, 3, off);
+		err = fileio_pwritev_full(pf->fd, iov, 3, off);
 	}
 	if (err) {
 		/* Nothing counts past pf->size; cut what a short write left
@@ -345,7 +320,7 @@ static int scan_rec(void *arg, const struct pack_rec *r, bool verified)
 		 * that reads headers only would take it for a block it holds
 		 * and a PUT of it for a no-op. */
 		struct iovec iov = { (void *)ZEROS_HDR, PACK_REC_HEADER };
-		int err = pwrite_full(c->pf->fd, &iov, 1, r->off);
+		int err = fileio_pwritev_full(c->pf->fd, &iov, 1, r->off);
 
 		if (err)
 			return err;

@@ -80,7 +80,6 @@ struct pack_file *pack_by_id(struct packstore *ps, uint32_t id);
 void pack_name(uint32_t id, char out[16]);
 void packs_drop(struct packstore *ps, struct pack_file *pf);
 
-int pwrite_full(int fd, struct iovec *iov, int cnt, uint64_t off);
 int pread_full(int fd, uint8_t *buf, size_t len, uint64_t off);
 
 /* Append one record to the newest pack (a tombstone records kill_before,

@@ -36,6 +36,7 @@
  */
 #define _GNU_SOURCE
 #include "daemon/store.h"
+#include "daemon/fileio.h"
 #include "daemon/packstore.h"
 
 #include <dirent.h>
@@ -309,36 +310,6 @@ void store_close(struct store *st)
 	free(st);
 }
 
-static int writev_full(int fd, struct iovec *iov, int cnt)
-{
-	while (cnt) {
-		ssize_t n = writev(fd, iov, cnt);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		while (cnt && (size_t)n >= iov->iov_len) {
-			n -= (ssize_t)iov->iov_len;
-			iov++;
-			cnt--;
-		}
-		if (cnt) {
-			iov->iov_base = (uint8_t *)iov->iov_base + n;
-			iov->iov_len -= (size_t)n;
-		}
-	}
-	return 0;
-}
-
-static int write_full(int fd, const void *buf, size_t len)
-{
-	struct iovec iov = { (void *)buf, len };
-
-	return writev_full(fd, &iov, 1);
-}
-
 /* The checksum of a block's bytes under the format its magic names. */
 static void block_sum(const uint8_t magic[4], const void *data, size_t len,
 		      uint8_t sum[STORE_SUM_BYTES])
@@ -570,13 +541,15 @@ static ssize_t write_head_direct(struct store *st, int fd, const uint8_t *h,
 	memcpy(buf, h, STORE_HEADER_BYTES);
 	memcpy(buf + STORE_HEADER_BYTES, data, head - STORE_HEADER_BYTES);
 	err = set_direct(fd, true);
-	if (!err)
-		err = write_full(fd, buf, head);
+	if (!err) {
+		struct iovec iov = { buf, head };
+
+		err = fileio_pwritev_full(fd, &iov, 1, 0);
+	}
 	free(buf);
 	if (err == -EINVAL) {            /* no O_DIRECT here: start over */
 		direct_refused(st);
-		if (set_direct(fd, false) < 0 || ftruncate(fd, 0) < 0 ||
-		    lseek(fd, 0, SEEK_SET) < 0)
+		if (set_direct(fd, false) < 0 || ftruncate(fd, 0) < 0)
 			return -errno;
 		return 0;
 	}
@@ -631,11 +604,12 @@ static int write_temp(struct store *st, const char *tmp, const void *data,
 		/* Buffered: header and block in one call. */
 		struct iovec iov[2] = { { h, sizeof(h) }, { (void *)data, len } };
 
-		err = writev_full(fd, iov, 2);
+		err = fileio_pwritev_full(fd, iov, 2, 0);
 	} else {
 		size_t skip = (size_t)done - STORE_HEADER_BYTES;
+		struct iovec iov = { (uint8_t *)data + skip, len - skip };
 
-		err = write_full(fd, (const uint8_t *)data + skip, len - skip);
+		err = fileio_pwritev_full(fd, &iov, 1, (uint64_t)done);
 	}
 	if (close(fd) < 0 && !err)
 		err = -errno;
