@@ -27,9 +27,15 @@
 
 #define DEFAULT_LIMIT (64ull * 1024 * 1024)
 
-/* Made by a clean close, removed at open: while it is there, every record
- * in the packs is whole, and an open reads their headers only. */
-#define CLEAN_NAME "clean"
+/*
+ * packs/verified holds a pack id: every pack up to it is whole and checked,
+ * and is never written again, so an open reads only the headers of its
+ * records. Packs after it were written since, a crash may have torn their
+ * last records, and an open reads them whole. It is written at open, once
+ * every pack there is checked, and at a clean close, once every pack is
+ * synced; new packs always take higher ids.
+ */
+#define VERIFIED_NAME "verified"
 
 static const uint8_t ZEROS[PACK_ALIGN];
 static const uint8_t ZEROS_HDR[PACK_REC_HEADER];
@@ -428,7 +434,7 @@ static int list_ids(struct packstore *ps, uint32_t **ids, size_t *n)
 }
 
 /*
- * After a clean close: the records' headers alone, one small read each
+ * A verified pack: the records' headers alone, one small read each
  * (the kernel's read-ahead off, so block bytes are not read). -EAGAIN at
  * a header that does not check: the caller reads the whole pack instead.
  */
@@ -479,7 +485,7 @@ static int walk_all(struct scan_ctx *c, uint64_t size)
 	return err;
 }
 
-/* Read one pack into the index: headers only when `whole` (a clean close
+/* Read one pack into the index: headers only when `whole` (verified
  * before), else every byte. A pack too damaged to read (its header gone)
  * is left on disk, out of the store, and counted. */
 static int scan_pack(struct packstore *ps, uint32_t id, bool whole)
@@ -541,35 +547,58 @@ static int scan_pack(struct packstore *ps, uint32_t id, bool whole)
 	return err;
 }
 
-/* Whether the last close was clean; the mark is removed (durably) first,
- * so that a crash in this run is never taken for a clean close. */
-static int take_clean_mark(struct packstore *ps, bool *clean)
+/* The id in packs/verified; 0 when there is none or it does not read as
+ * one (then every pack is read whole: slow, never wrong). */
+static uint32_t read_verified(struct packstore *ps)
 {
-	*clean = faccessat(ps->dir_fd, CLEAN_NAME, F_OK, 0) == 0;
-	if (!*clean)
-		return errno == ENOENT ? 0 : -errno;
-	if (unlinkat(ps->dir_fd, CLEAN_NAME, 0) < 0 || fsync(ps->dir_fd) < 0)
-		return -errno;
-	return 0;
+	char buf[16] = "";
+	unsigned long v;
+	char *end;
+	ssize_t n;
+	int fd = openat(ps->dir_fd, VERIFIED_NAME, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	if (n < 2 || buf[n - 1] != '\n' || buf[0] < '0' || buf[0] > '9')
+		return 0;
+	errno = 0;
+	v = strtoul(buf, &end, 10);
+	if (errno || end != buf + n - 1 || v > UINT32_MAX)
+		return 0;
+	return (uint32_t)v;
 }
 
-/* At a clean close: every pack durable, then the mark. */
-static void put_clean_mark(struct packstore *ps)
+/* Replace packs/verified with id, durably (a new file renamed over it). */
+static int write_verified(struct packstore *ps, uint32_t id)
 {
-	int fd;
+	char buf[16];
+	int len = snprintf(buf, sizeof(buf), "%" PRIu32 "\n", id);
+	int fd, err = 0;
 
+	fd = openat(ps->dir_fd, VERIFIED_NAME ".tmp",
+		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, buf, (size_t)len) != len || fsync(fd) < 0)
+		err = errno ? -errno : -EIO;
+	close(fd);
+	if (!err && (renameat(ps->dir_fd, VERIFIED_NAME ".tmp", ps->dir_fd,
+			      VERIFIED_NAME) < 0 || fsync(ps->dir_fd) < 0))
+		err = -errno;
+	return err;
+}
+
+/* At a clean close: every pack durable, then all of them verified. */
+static void close_verified(struct packstore *ps)
+{
 	if (!ps->ready || __atomic_load_n(&ps->sync_failed, __ATOMIC_RELAXED))
 		return;
 	for (size_t i = 0; i < ps->npacks; i++)
 		if (fdatasync(ps->packs[i]->fd) < 0)
 			return;
-	fd = openat(ps->dir_fd, CLEAN_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		    0600);
-	if (fd < 0)
-		return;
-	if (fsync(fd) == 0)
-		(void)fsync(ps->dir_fd);
-	close(fd);
+	(void)write_verified(ps, ps->next_id - 1);
 }
 
 int packstore_open(const char *dir, struct packstore **out)
@@ -577,7 +606,7 @@ int packstore_open(const char *dir, struct packstore **out)
 	struct packstore *ps;
 	uint32_t *ids = NULL;
 	size_t n = 0;
-	bool clean = false;
+	uint32_t verified = 0;
 	int err = 0;
 
 	ps = calloc(1, sizeof(*ps));
@@ -602,17 +631,20 @@ int packstore_open(const char *dir, struct packstore **out)
 		err = -errno;
 		goto out;
 	}
-	err = take_clean_mark(ps, &clean);
-	if (!err)
-		err = list_ids(ps, &ids, &n);
+	verified = read_verified(ps);
+	err = list_ids(ps, &ids, &n);
 	for (size_t i = 0; i < n && !err; i++)
-		err = scan_pack(ps, ids[i], clean);
-	/* A new pack for this run: the last one may end in a torn record. */
-	ps->next_id = n ? ids[n - 1] + 1 : 1;
-	if (!err)
-		reserve_take(ps);
+		err = scan_pack(ps, ids[i], ids[i] <= verified);
+	/* A new pack for this run: the last one may end in a torn record.
+	 * Above every id verified too, even of packs since removed, so that
+	 * no new pack is ever taken for a checked one. */
+	ps->next_id = (n && ids[n - 1] > verified ? ids[n - 1] : verified) + 1;
 	if (!err && ps->next_id == 0)
 		err = -EOVERFLOW;
+	if (!err)
+		err = write_verified(ps, ps->next_id - 1);
+	if (!err)
+		reserve_take(ps);
 	ps->ready = !err;
 out:
 	free(ids);
@@ -628,7 +660,7 @@ void packstore_close(struct packstore *ps)
 {
 	if (!ps)
 		return;
-	put_clean_mark(ps);
+	close_verified(ps);
 	for (size_t i = 0; i < ps->npacks; i++) {
 		close(ps->packs[i]->fd);
 		free(ps->packs[i]);

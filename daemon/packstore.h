@@ -19,11 +19,12 @@
  *     is live to the newest pack, makes that durable, points the index at
  *     the copies and removes the old pack.
  *
- * packstore_open rebuilds the index by reading every pack, records checked
- * against their checksums: a record torn by a crash (never acknowledged:
- * its PUT waited for the sync) or damaged on disk is passed over and the
- * walk goes on at the next record that checks. The cost is a read of every
- * pack at start (small blocks only: larger ones stay one file each).
+ * packstore_open rebuilds the index from the packs. Those written since the
+ * last open or clean close are read whole, records checked against their
+ * checksums: a record torn by a crash (never acknowledged: its PUT waited
+ * for the sync) or damaged on disk is dropped (its header wiped) and the
+ * walk goes on at the next record that checks. Older packs, checked then
+ * and never written since, are read a record header at a time.
  *
  * Records of one pack are appended in order under one lock, so a sync that
  * covers a record covers every record before it in that pack.

@@ -2,8 +2,8 @@
  * packstore_int.h: the pack store's internals, private to packstore.c and
  * packcompact.c (nothing else includes it).
  *
- *   packstore.c    the index, the pack files, appends, open (scan, clean
- *                  mark, header walk) and close, the block calls (has, get,
+ *   packstore.c    the index, the pack files, appends, open (scan, the
+ *                  verified id, header walk) and close, the block calls (has, get,
  *                  append, sync, commit, release, delete, list, locate)
  *                  and stats;
  *   packcompact.c  the reserve and compaction.
@@ -62,7 +62,7 @@ struct packstore {
 	uint64_t blocks, bytes;          /* under lock */
 	uint64_t bad_records, compactions; /* atomic */
 	bool reserve_held;               /* under append_lock */
-	bool ready;                      /* opened: a close may mark it clean */
+	bool ready;                      /* opened: a close may verify packs */
 	bool sync_failed;                /* atomic: some pack's sync failed */
 };
 

@@ -629,15 +629,15 @@ static void reopen(struct fixture *f)
 	assert_int_equal(store_open(f->dir, &f->st), 0);
 }
 
-/* A restart as after a crash: no clean-close mark, so the open reads every
- * byte of every pack. */
+/* A restart as after a crash in a run that wrote every pack there: none is
+ * verified (packs/verified gone), so the open reads every byte of each. */
 static void crash_reopen(struct fixture *f)
 {
 	char mark[128];
 
 	store_close(f->st);
 	f->st = NULL;
-	snprintf(mark, sizeof(mark), "%s/packs/clean", f->dir);
+	snprintf(mark, sizeof(mark), "%s/packs/verified", f->dir);
 	assert_int_equal(unlink(mark), 0);
 	assert_int_equal(store_open(f->dir, &f->st), 0);
 }
@@ -710,7 +710,7 @@ static void test_torn_pack_tail_loses_nothing_acknowledged(void **state)
 	assert_int_equal(write(fd, b, sizeof(b) / 2), (ssize_t)sizeof(b) / 2);
 	close(fd);
 	assert_int_equal(stat(path, &sb), 0);
-	snprintf(path, sizeof(path), "%s/packs/clean", f->dir);
+	snprintf(path, sizeof(path), "%s/packs/verified", f->dir);
 	assert_int_equal(unlink(path), 0);      /* it was a crash */
 	assert_int_equal(store_open(f->dir, &f->st), 0);
 	for (int i = 0; i < 20; i++)
@@ -772,6 +772,124 @@ static void test_damaged_pack_records_are_reported_and_skipped(void **state)
 	expect_small(f->st, 7002);
 }
 
+/* Compact until nothing is left to do. */
+static int compact_all(struct store *st)
+{
+	int n = 0, r;
+
+	while ((r = store_compact(st)) == 1)
+		n++;
+	assert_int_equal(r, 0);
+	return n;
+}
+
+/* The id in packs/verified, and setting it (a crash leaves the one the
+ * last open wrote). */
+static unsigned verified_id(struct fixture *f)
+{
+	char path[128];
+	unsigned v = 0;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/packs/verified", f->dir);
+	fp = fopen(path, "r");
+	assert_non_null(fp);
+	assert_int_equal(fscanf(fp, "%u", &v), 1);
+	fclose(fp);
+	return v;
+}
+
+static void set_verified_id(struct fixture *f, unsigned v)
+{
+	char path[128];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/packs/verified", f->dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fprintf(fp, "%u\n", v);
+	fclose(fp);
+}
+
+/* The pack id in a path ".../NNNNNNNN.pack". */
+static unsigned pack_id_of(const char *path)
+{
+	const char *p = strrchr(path, '/');
+
+	assert_non_null(p);
+	return (unsigned)strtoul(p + 1, NULL, 16);
+}
+
+/* A crash costs a full read of only the packs written since the last open:
+ * a block there whose bytes are bad is dropped; one in a pack verified
+ * before is read by its header only (its GET still reports it). */
+static void test_crash_reads_only_packs_written_since_open(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t a[32], b[32], byte;
+	uint8_t *got = NULL;
+	size_t got_len = 0;
+	char pa[512], pb[512];
+	uint64_t oa, ob;
+	unsigned at_open;
+	int fd;
+
+	put_small(f->st, 7601, a);
+	reopen(f);                       /* a's pack: verified at this open */
+	at_open = verified_id(f);
+	put_small(f->st, 7602, b);       /* a new pack, after it */
+	assert_int_equal(store_block_locate(f->st, a, pa, sizeof(pa), &oa), 0);
+	assert_int_equal(store_block_locate(f->st, b, pb, sizeof(pb), &ob), 0);
+	assert_true(pack_id_of(pa) <= at_open);
+	assert_true(pack_id_of(pb) > at_open);
+	store_close(f->st);
+	f->st = NULL;
+	set_verified_id(f, at_open);     /* the close never happened */
+	fd = open(pa, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &byte, 1, (off_t)oa + 7), 1);
+	byte ^= 0x02;
+	assert_int_equal(pwrite(fd, &byte, 1, (off_t)oa + 7), 1);
+	close(fd);
+	fd = open(pb, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &byte, 1, (off_t)ob + 7), 1);
+	byte ^= 0x02;
+	assert_int_equal(pwrite(fd, &byte, 1, (off_t)ob + 7), 1);
+	close(fd);
+	assert_int_equal(store_open(f->dir, &f->st), 0);
+	assert_int_equal(store_has(f->st, a), 1);
+	assert_int_equal(store_get(f->st, a, &got, &got_len), -EBADMSG);
+	assert_int_equal(store_has(f->st, b), 0);
+	/* and every pack there is verified now */
+	assert_true(verified_id(f) >= pack_id_of(pb));
+}
+
+/* Once compaction has removed every pack, new packs still take ids above
+ * the verified one: a pack written after it is never taken for checked. */
+static void test_new_packs_never_reuse_a_verified_id(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t x[32], y[32];
+	char path[512];
+	uint64_t off;
+	struct store_stats s;
+	unsigned v;
+
+	put_small(f->st, 7701, x);
+	assert_int_equal(store_delete(f->st, x), 0);
+	reopen(f);
+	compact_all(f->st);
+	store_get_stats(f->st, &s);
+	assert_int_equal(s.packs, 0);
+	reopen(f);
+	v = verified_id(f);
+	assert_true(v >= 1);
+	put_small(f->st, 7702, y);
+	assert_int_equal(store_block_locate(f->st, y, path, sizeof(path), &off), 0);
+	assert_true(pack_id_of(path) > v);
+}
+
 /* After a clean close an open reads the packs' headers only: a block whose
  * bytes rotted meanwhile is still listed, and its GET reports it. After a
  * crash the open reads everything, drops the bad record and wipes its
@@ -782,7 +900,7 @@ static void test_clean_open_reads_headers_crash_open_reads_all(void **state)
 	struct fixture *f = *state;
 	uint8_t b[32], c[32], byte, *got = NULL;
 	size_t got_len = 0;
-	char path[512], mark[128];
+	char path[512];
 	uint64_t off;
 	struct store_stats s;
 	int fd;
@@ -799,9 +917,6 @@ static void test_clean_open_reads_headers_crash_open_reads_all(void **state)
 	assert_int_equal(pwrite(fd, &byte, 1, (off_t)off + 99), 1);
 	close(fd);
 	assert_int_equal(store_open(f->dir, &f->st), 0);
-	/* open takes the mark away: a crash from now on is not clean */
-	snprintf(mark, sizeof(mark), "%s/packs/clean", f->dir);
-	assert_int_equal(access(mark, F_OK), -1);
 	assert_int_equal(store_has(f->st, b), 1);   /* bytes not read */
 	assert_int_equal(store_get(f->st, b, &got, &got_len), -EBADMSG);
 	crash_reopen(f);
@@ -818,16 +933,6 @@ static void test_clean_open_reads_headers_crash_open_reads_all(void **state)
 	(void)c;
 }
 
-/* Compact until nothing is left to do. */
-static int compact_all(struct store *st)
-{
-	int n = 0, r;
-
-	while ((r = store_compact(st)) == 1)
-		n++;
-	assert_int_equal(r, 0);
-	return n;
-}
 
 /* Deleting most blocks makes packs mostly dead; compaction copies what
  * lives forward, removes the old packs, and the space comes back. */
@@ -1092,6 +1197,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_torn_pack_tail_loses_nothing_acknowledged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_pack_records_are_reported_and_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clean_open_reads_headers_crash_open_reads_all, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_reads_only_packs_written_since_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_new_packs_never_reuse_a_verified_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compaction_frees_dead_packs_and_keeps_live_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compaction_keeps_deleted_blocks_deleted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_after_delete_survives_a_moved_tombstone, setup, teardown),
