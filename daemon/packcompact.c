@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
@@ -311,6 +312,9 @@ static int compact_one(struct packstore *ps)
 		forget_pack(ps, v->id);
 	packs_drop(ps, v);
 	pthread_rwlock_unlock(&ps->lock);
+	/* No GET can find it now; those that did finish their pread first. */
+	while (__atomic_load_n(&v->readers, __ATOMIC_ACQUIRE))
+		sched_yield();
 	/* The copies are durable: the old pack can go. */
 	close(v->fd);
 	pack_name(v->id, name);

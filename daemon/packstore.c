@@ -590,6 +590,47 @@ static int write_verified(struct packstore *ps, uint32_t id)
 	return err;
 }
 
+int packstore_checkpoint(struct packstore *ps)
+{
+	struct pack_file *active, **sealed = NULL;
+	uint32_t upto;
+	size_t n = 0;
+	int err = 0;
+
+	pthread_mutex_lock(&ps->compact_lock);   /* no pack closed under us */
+	pthread_mutex_lock(&ps->append_lock);    /* nor a new one made */
+	pthread_rwlock_rdlock(&ps->lock);
+	active = ps->active;
+	upto = ps->verified;
+	sealed = malloc((ps->npacks + 1) * sizeof(*sealed));
+	for (size_t i = 0; sealed && i < ps->npacks; i++) {
+		struct pack_file *pf = ps->packs[i];
+
+		if (pf->id <= upto)
+			continue;
+		/* in id order: the first one still written to ends the run */
+		if (pf == active || __atomic_load_n(&pf->pending, __ATOMIC_RELAXED) ||
+		    __atomic_load_n(&pf->failed, __ATOMIC_RELAXED))
+			break;
+		sealed[n++] = pf;
+		upto = pf->id;
+	}
+	pthread_rwlock_unlock(&ps->lock);
+	pthread_mutex_unlock(&ps->append_lock);
+	if (!sealed)
+		err = -ENOMEM;
+	for (size_t i = 0; !err && i < n; i++)
+		if (fdatasync(sealed[i]->fd) < 0)
+			err = -errno;
+	if (!err && n)
+		err = write_verified(ps, upto);
+	if (!err && n)
+		ps->verified = upto;
+	pthread_mutex_unlock(&ps->compact_lock);
+	free(sealed);
+	return err ? err : n > 0;
+}
+
 /* At a clean close: every pack durable, then all of them verified. */
 static void close_verified(struct packstore *ps)
 {
@@ -643,6 +684,7 @@ int packstore_open(const char *dir, struct packstore **out)
 		err = -EOVERFLOW;
 	if (!err)
 		err = write_verified(ps, ps->next_id - 1);
+	ps->verified = ps->next_id - 1;
 	if (!err)
 		reserve_take(ps);
 	ps->ready = !err;
@@ -704,6 +746,12 @@ int packstore_get(struct packstore *ps, const uint8_t addr[PACK_ADDR_BYTES],
 	size_t want = 0;
 	int err;
 
+	uint32_t off = 0;
+
+	/* The read itself runs without the lock (a cold read waits for the
+	 * disk, and the committer must not wait for it): the pack is held by
+	 * its readers count, and compaction closes it only once that is 0.
+	 * If the block moves meanwhile, its old record is still whole. */
 	pthread_rwlock_rdlock(&ps->lock);
 	ent = idx_find(ps, addr, NULL);
 	pf = ent ? pack_by_id(ps, ent->pack) : NULL;
@@ -713,10 +761,16 @@ int packstore_get(struct packstore *ps, const uint8_t addr[PACK_ADDR_BYTES],
 		err = -EIO;                  /* cannot happen: packs outlive entries */
 	} else {
 		want = PACK_REC_HEADER + (size_t)ent->len;
-		b = malloc(want);
-		err = b ? pread_full(pf->fd, b, want, ent->off) : -ENOMEM;
+		off = ent->off;
+		__atomic_add_fetch(&pf->readers, 1, __ATOMIC_ACQUIRE);
+		err = 0;
 	}
 	pthread_rwlock_unlock(&ps->lock);
+	if (!err) {
+		b = malloc(want);
+		err = b ? pread_full(pf->fd, b, want, off) : -ENOMEM;
+		__atomic_sub_fetch(&pf->readers, 1, __ATOMIC_RELEASE);
+	}
 	if (!err && (!pack_rec_decode(b, want, &r) || r.type != PACK_BLOCK ||
 		     memcmp(r.addr, addr, PACK_ADDR_BYTES) ||
 		     r.len + (size_t)PACK_REC_HEADER != want ||

@@ -20,7 +20,7 @@
  *     the copies and removes the old pack.
  *
  * packstore_open rebuilds the index from the packs. Those written since the
- * last open or clean close are read whole, records checked against their
+ * last open, clean close or checkpoint (packstore_checkpoint) are read whole, records checked against their
  * checksums: a record torn by a crash (never acknowledged: its PUT waited
  * for the sync) or damaged on disk is dropped (its header wiped) and the
  * walk goes on at the next record that checks. Older packs, checked then
@@ -113,6 +113,11 @@ static inline unsigned pack_addr_slot(const uint8_t *a)
 struct store_entry;
 int packstore_list(struct packstore *ps, unsigned slot,
 		   struct store_entry **arr, size_t *n, size_t *cap);
+
+/* Move packs/verified up past the packs the store has moved on from: each
+ * is whole (every record synced) and never written again, so a crash from
+ * now on reads only newer packs whole. 1 moved, 0 nothing to do, -errno. */
+int packstore_checkpoint(struct packstore *ps);
 
 /* Compact one pack that is more than half dead, if any. 1 did one, 0
  * nothing to do, -errno (nothing lost: the old pack stays). */

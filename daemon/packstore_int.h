@@ -35,6 +35,7 @@ struct pack_file {
 	uint64_t tomb;           /* atomic: tombstone bytes in it */
 	uint32_t pending;        /* atomic: tickets not yet committed */
 	bool failed;             /* atomic: a sync of it failed */
+	uint32_t readers;        /* atomic: GETs reading it without the lock */
 };
 
 struct idx_ent {
@@ -63,6 +64,8 @@ struct packstore {
 	uint64_t bad_records, compactions; /* atomic */
 	bool reserve_held;               /* under append_lock */
 	bool ready;                      /* opened: a close may verify packs */
+	uint32_t verified;               /* what packs/verified says; under
+					  * compact_lock after open */
 	bool sync_failed;                /* atomic: some pack's sync failed */
 };
 

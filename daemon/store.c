@@ -475,6 +475,8 @@ static void *committer_main(void *arg)
 
 				pthread_mutex_unlock(&st->put_lock);
 				r = packstore_compact(st->packs);
+				if (r == 0)      /* then mark what is sealed */
+					r = packstore_checkpoint(st->packs) < 0 ? -1 : 0;
 				if (r < 0)
 					STAT_ADD(st, errors, 1);
 				compact_due = r == 1;

@@ -865,6 +865,54 @@ static void test_crash_reads_only_packs_written_since_open(void **state)
 	assert_true(verified_id(f) >= pack_id_of(pb));
 }
 
+/* While it runs, the store moves packs/verified up past the packs it has
+ * moved on from, so a crash after hours of writing reads only the newest
+ * pack whole, not all written since the start. */
+static void test_sealed_packs_are_verified_while_running(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t a[32], b[32], byte;
+	char pa[512], pb[512];
+	uint64_t oa, ob;
+	unsigned v = 0;
+	int fd;
+
+	store_set_pack_limit(f->st, 15400);         /* 5 records a pack */
+	put_small(f->st, 7801, a);
+	for (int i = 0; i < 12; i++) {              /* a's pack fills, and more */
+		uint8_t x[32];
+
+		put_small(f->st, 7810 + (unsigned long long)i, x);
+	}
+	put_small(f->st, 7802, b);
+	assert_int_equal(store_block_locate(f->st, a, pa, sizeof(pa), &oa), 0);
+	assert_int_equal(store_block_locate(f->st, b, pb, sizeof(pb), &ob), 0);
+	for (int n = 0; n < 200 && v < pack_id_of(pa); n++) {
+		usleep(10000);                      /* the committer's idle turn */
+		v = verified_id(f);
+	}
+	assert_true(v >= pack_id_of(pa));
+	assert_true(v < pack_id_of(pb));            /* b's pack is written to */
+	store_close(f->st);
+	f->st = NULL;
+	set_verified_id(f, v);                      /* a crash now */
+	fd = open(pa, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &byte, 1, (off_t)oa + 3), 1);
+	byte ^= 0x08;
+	assert_int_equal(pwrite(fd, &byte, 1, (off_t)oa + 3), 1);
+	close(fd);
+	fd = open(pb, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &byte, 1, (off_t)ob + 3), 1);
+	byte ^= 0x08;
+	assert_int_equal(pwrite(fd, &byte, 1, (off_t)ob + 3), 1);
+	close(fd);
+	assert_int_equal(store_open(f->dir, &f->st), 0);
+	assert_int_equal(store_has(f->st, a), 1);   /* header walk only */
+	assert_int_equal(store_has(f->st, b), 0);   /* read whole, dropped */
+}
+
 /* Once compaction has removed every pack, new packs still take ids above
  * the verified one: a pack written after it is never taken for checked. */
 static void test_new_packs_never_reuse_a_verified_id(void **state)
@@ -1199,6 +1247,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_clean_open_reads_headers_crash_open_reads_all, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_reads_only_packs_written_since_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_new_packs_never_reuse_a_verified_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sealed_packs_are_verified_while_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compaction_frees_dead_packs_and_keeps_live_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compaction_keeps_deleted_blocks_deleted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_after_delete_survives_a_moved_tombstone, setup, teardown),
