@@ -810,6 +810,21 @@ int srv_new(const struct srv_opts *o, struct srv **out)
 			log_strerror(err));
 		goto out;
 	}
+	{
+		struct store_stats ss;
+
+		store_get_stats(s->st, &ss);
+		log_info("block store: %llu blocks, %llu bytes; %llu pack files "
+			 "of small blocks, %llu bytes", (unsigned long long)ss.blocks,
+			 (unsigned long long)ss.bytes, (unsigned long long)ss.packs,
+			 (unsigned long long)ss.pack_bytes);
+		/* Dropped at open: torn by a crash (never acknowledged) or
+		 * rotted on disk; the other owners keep their copies. */
+		if (ss.corrupt)
+			log_warn("block store: %llu packed block records failed their "
+				 "checksum at start and were dropped",
+				 (unsigned long long)ss.corrupt);
+	}
 	store_set_direct_io(s->st, !o->buffered_io);
 	err = diskpool_new(s->loop, o->workers, &s->dp);
 	if (!err)

@@ -29,7 +29,8 @@
  * little: clients keep a block cache of their own. Only the 4 KiB-aligned
  * head of a file is written direct; its tail (under 4 KiB) is written like
  * any file, so the format on disk is the same either way. Blocks under
- * 64 KiB are written and read through the page cache. A
+ * 64 KiB are packed (packstore.h); those an older daemon left as files
+ * are read through the page cache. A
  * filesystem that refuses O_DIRECT (EINVAL) turns it off for good.
  *
  * Does not know slots' owners, epochs or the network. Never logs.
@@ -83,14 +84,19 @@ struct store {
 	bool direct;                     /* atomic: O_DIRECT still in use */
 	bool no_noreplace;               /* atomic: no RENAME_NOREPLACE here */
 	struct packstore *packs;         /* blocks under PACK_MAX_BLOCK */
+	/* Small blocks found as files at open (written before packs). Only
+	 * while there are any does a small PUT look for its file: else that
+	 * is a path lookup per PUT for nothing. */
+	uint64_t small_files;
 };
 
 /* O_DIRECT wants buffers, offsets and lengths aligned to the logical block
  * size; 4096 covers every disk we expect. */
 #define STORE_DIO_ALIGN 4096u
-/* Smaller blocks go through the page cache: for them the syscall costs
- * more than the copy, and a direct read always waits for the disk (4 KiB
- * GETs ran a third slower direct, written or read so). */
+/* Smaller block files (left by daemons from before packs) are read
+ * through the page cache: for them the syscall costs more than the copy,
+ * and a direct read always waits for the disk (4 KiB GETs ran a third
+ * slower direct). */
 #define STORE_DIRECT_MIN (64u * 1024)
 
 /* A PUT between its write and its answer (see the top of this file). */
@@ -184,6 +190,8 @@ static int slot_scan(struct store *st, unsigned slot)
 		    sb.st_size >= STORE_HEADER_BYTES) {
 			st->stats.blocks++;
 			st->stats.bytes += (uint64_t)sb.st_size - STORE_HEADER_BYTES;
+			if ((uint64_t)sb.st_size - STORE_HEADER_BYTES < STORE_PACK_MIN)
+				st->small_files++;
 		}
 	}
 	closedir(d);
@@ -536,7 +544,7 @@ static ssize_t write_head_direct(struct store *st, int fd, const uint8_t *h,
 	uint8_t *buf;
 	int err;
 
-	if (len < STORE_DIRECT_MIN || !store_direct_io(st))
+	if (!store_direct_io(st))        /* files are >= STORE_PACK_MIN */
 		return 0;
 	if (posix_memalign((void **)&buf, STORE_DIO_ALIGN, head))
 		return -ENOMEM;
@@ -652,7 +660,8 @@ int store_put_async(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 	snprintf(e->name, sizeof(e->name), "%04x/%s", slot, hex);
 	if (len < PACK_MAX_BLOCK && packstore_has(st->packs, addr)) {
 		e->held_in_pack = true;      /* indexed only once durable */
-	} else if (faccessat(st->blocks_fd, e->name, F_OK, 0) == 0) {
+	} else if ((len >= PACK_MAX_BLOCK || st->small_files) &&
+		   faccessat(st->blocks_fd, e->name, F_OK, 0) == 0) {
 		/* held as a file (small blocks were files before packs) */
 	} else if (len < PACK_MAX_BLOCK) {
 		err = packstore_append(st->packs, addr, data, len, &e->t);

@@ -27,6 +27,11 @@ daemon_start 1 --gossip-interval 0 || fail "cairnd did not restart after kill -9
 probe check-many "$T/acked" || fail "acknowledged blocks lost or changed"
 B=$(probe status 2)
 [ "$B" -ge "$N" ] || fail "daemon counts $B blocks, $N were acknowledged"
+# and says at start what it found (the log is appended to: the last line)
+L=$(grep "block store: [0-9]* blocks" "$T/d1.log" | tail -1)
+[ -n "$L" ] || fail "no block store line in the daemon's log at start"
+LB=$(echo "$L" | sed 's/.*block store: \([0-9]*\) blocks.*/\1/')
+[ "$LB" -ge "$N" ] || fail "the start log counts $LB blocks, $N were acknowledged: $L"
 TMPS=$(find "$T/d1/blocks" -name '.tmp-*' | wc -l)
 [ "$TMPS" = 0 ] || fail "$TMPS temp files left after restart"
 echo "checked: $N acknowledged blocks intact after kill -9, $B held, no temp files"

@@ -50,6 +50,20 @@ static void addr_for(uint8_t addr[32], const void *data, size_t len)
 	crypto_generichash(addr, 32, data, len, NULL, 0);
 }
 
+/* Flip the bits of mask in the byte at off of the file at path: damage
+ * on disk, for the tests that look for it. */
+static void flip_byte(const char *path, uint64_t off, uint8_t mask)
+{
+	uint8_t byte;
+	int fd = open(path, O_RDWR);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &byte, 1, (off_t)off), 1);
+	byte ^= mask;
+	assert_int_equal(pwrite(fd, &byte, 1, (off_t)off), 1);
+	close(fd);
+}
+
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -163,10 +177,9 @@ static void test_corrupt_file_is_reported_not_returned(void **state)
 {
 	struct fixture *f = *state;
 	static uint8_t b[STORE_PACK_MIN + 10000];
-	uint8_t addr[32], *got = NULL, byte;
+	uint8_t addr[32], *got = NULL;
 	size_t got_len = 0;
 	char path[512];
-	int fd;
 	off_t off;
 
 	fill(b, sizeof(b), 200);
@@ -174,12 +187,7 @@ static void test_corrupt_file_is_reported_not_returned(void **state)
 	assert_int_equal(store_put(f->st, addr, b, sizeof(b)), 1);
 	store_block_path(f->st, addr, path, sizeof(path));
 	off = STORE_HEADER_BYTES + (off_t)(seed % sizeof(b));
-	fd = open(path, O_RDWR);
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, &byte, 1, off), 1);
-	byte ^= 0x04;
-	assert_int_equal(pwrite(fd, &byte, 1, off), 1);
-	close(fd);
+	flip_byte(path, off, 0x04);
 	assert_int_equal(store_get(f->st, addr, &got, &got_len), -EBADMSG);
 	assert_null(got);
 
@@ -219,9 +227,23 @@ static void test_first_format_blocks_still_read(void **state)
 	assert_int_equal(pwrite(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
 	assert_int_equal(pwrite(fd, b, sizeof(b), sizeof(h)), (ssize_t)sizeof(b));
 	close(fd);
-	/* held: a PUT of it is a no-op, and HAS and LIST see it */
+	/* the daemon starts on that data dir */
+	store_close(f->st);
+	assert_int_equal(store_open(f->dir, &f->st), 0);
+	/* held: a PUT of it is a no-op, and HAS and LIST see it, once */
 	assert_int_equal(store_has(f->st, addr), 1);
 	assert_int_equal(store_put(f->st, addr, b, sizeof(b)), 0);
+	{
+		struct store_entry ent[4];
+		bool more = true;
+
+		assert_int_equal(store_list(f->st, ((unsigned)addr[0] << 6) |
+						   ((unsigned)addr[1] >> 2),
+					    NULL, ent, 4, &more), 1);
+		assert_false(more);
+		assert_memory_equal(ent[0].addr, addr, 32);
+		assert_int_equal(ent[0].size, sizeof(b));
+	}
 	assert_int_equal(store_get(f->st, addr, &got, &got_len), 0);
 	assert_int_equal(got_len, sizeof(b));
 	assert_memory_equal(got, b, sizeof(b));
@@ -731,13 +753,12 @@ static void test_torn_pack_tail_loses_nothing_acknowledged(void **state)
 static void test_damaged_pack_records_are_reported_and_skipped(void **state)
 {
 	struct fixture *f = *state;
-	uint8_t a[32], b[32], c[32], byte;
+	uint8_t a[32], b[32], c[32];
 	uint8_t *got = NULL;
 	size_t got_len = 0;
 	char pa[512], pb[512];
 	uint64_t oa, ob;
 	struct store_stats s;
-	int fd;
 
 	put_small(f->st, 7001, a);
 	put_small(f->st, 7002, b);
@@ -745,19 +766,11 @@ static void test_damaged_pack_records_are_reported_and_skipped(void **state)
 	assert_int_equal(store_block_locate(f->st, a, pa, sizeof(pa), &oa), 0);
 	assert_int_equal(store_block_locate(f->st, b, pb, sizeof(pb), &ob), 0);
 	assert_string_equal(pa, pb);
-	fd = open(pb, O_RDWR);
-	assert_true(fd >= 0);
-	/* one bit of b's bytes */
-	assert_int_equal(pread(fd, &byte, 1, (off_t)ob + 1234), 1);
-	byte ^= 0x10;
-	assert_int_equal(pwrite(fd, &byte, 1, (off_t)ob + 1234), 1);
+	flip_byte(pb, ob + 1234, 0x10);           /* one bit of b's bytes */
 	assert_int_equal(store_get(f->st, b, &got, &got_len), -EBADMSG);
 	assert_null(got);
 	/* one bit of a's header (its address) */
-	assert_int_equal(pread(fd, &byte, 1, (off_t)oa - PACK_REC_HEADER + 20), 1);
-	byte ^= 0x01;
-	assert_int_equal(pwrite(fd, &byte, 1, (off_t)oa - PACK_REC_HEADER + 20), 1);
-	close(fd);
+	flip_byte(pa, oa - PACK_REC_HEADER + 20, 0x01);
 	reopen(f);
 	assert_int_equal(store_has(f->st, a), 0);
 	assert_int_equal(store_has(f->st, b), 0);
@@ -826,13 +839,12 @@ static unsigned pack_id_of(const char *path)
 static void test_crash_reads_only_packs_written_since_open(void **state)
 {
 	struct fixture *f = *state;
-	uint8_t a[32], b[32], byte;
+	uint8_t a[32], b[32];
 	uint8_t *got = NULL;
 	size_t got_len = 0;
 	char pa[512], pb[512];
 	uint64_t oa, ob;
 	unsigned at_open;
-	int fd;
 
 	put_small(f->st, 7601, a);
 	reopen(f);                       /* a's pack: verified at this open */
@@ -845,18 +857,8 @@ static void test_crash_reads_only_packs_written_since_open(void **state)
 	store_close(f->st);
 	f->st = NULL;
 	set_verified_id(f, at_open);     /* the close never happened */
-	fd = open(pa, O_RDWR);
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, &byte, 1, (off_t)oa + 7), 1);
-	byte ^= 0x02;
-	assert_int_equal(pwrite(fd, &byte, 1, (off_t)oa + 7), 1);
-	close(fd);
-	fd = open(pb, O_RDWR);
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, &byte, 1, (off_t)ob + 7), 1);
-	byte ^= 0x02;
-	assert_int_equal(pwrite(fd, &byte, 1, (off_t)ob + 7), 1);
-	close(fd);
+	flip_byte(pa, oa + 7, 0x02);
+	flip_byte(pb, ob + 7, 0x02);
 	assert_int_equal(store_open(f->dir, &f->st), 0);
 	assert_int_equal(store_has(f->st, a), 1);
 	assert_int_equal(store_get(f->st, a, &got, &got_len), -EBADMSG);
@@ -871,11 +873,10 @@ static void test_crash_reads_only_packs_written_since_open(void **state)
 static void test_sealed_packs_are_verified_while_running(void **state)
 {
 	struct fixture *f = *state;
-	uint8_t a[32], b[32], byte;
+	uint8_t a[32], b[32];
 	char pa[512], pb[512];
 	uint64_t oa, ob;
 	unsigned v = 0;
-	int fd;
 
 	store_set_pack_limit(f->st, 15400);         /* 5 records a pack */
 	put_small(f->st, 7801, a);
@@ -896,18 +897,8 @@ static void test_sealed_packs_are_verified_while_running(void **state)
 	store_close(f->st);
 	f->st = NULL;
 	set_verified_id(f, v);                      /* a crash now */
-	fd = open(pa, O_RDWR);
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, &byte, 1, (off_t)oa + 3), 1);
-	byte ^= 0x08;
-	assert_int_equal(pwrite(fd, &byte, 1, (off_t)oa + 3), 1);
-	close(fd);
-	fd = open(pb, O_RDWR);
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, &byte, 1, (off_t)ob + 3), 1);
-	byte ^= 0x08;
-	assert_int_equal(pwrite(fd, &byte, 1, (off_t)ob + 3), 1);
-	close(fd);
+	flip_byte(pa, oa + 3, 0x08);
+	flip_byte(pb, ob + 3, 0x08);
 	assert_int_equal(store_open(f->dir, &f->st), 0);
 	assert_int_equal(store_has(f->st, a), 1);   /* header walk only */
 	assert_int_equal(store_has(f->st, b), 0);   /* read whole, dropped */
@@ -946,24 +937,18 @@ static void test_new_packs_never_reuse_a_verified_id(void **state)
 static void test_clean_open_reads_headers_crash_open_reads_all(void **state)
 {
 	struct fixture *f = *state;
-	uint8_t b[32], c[32], byte, *got = NULL;
+	uint8_t b[32], c[32], *got = NULL;
 	size_t got_len = 0;
 	char path[512];
 	uint64_t off;
 	struct store_stats s;
-	int fd;
 
 	put_small(f->st, 7501, b);
 	put_small(f->st, 7502, c);
 	assert_int_equal(store_block_locate(f->st, b, path, sizeof(path), &off), 0);
 	store_close(f->st);
 	f->st = NULL;
-	fd = open(path, O_RDWR);
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, &byte, 1, (off_t)off + 99), 1);
-	byte ^= 0x40;
-	assert_int_equal(pwrite(fd, &byte, 1, (off_t)off + 99), 1);
-	close(fd);
+	flip_byte(path, off + 99, 0x40);
 	assert_int_equal(store_open(f->dir, &f->st), 0);
 	assert_int_equal(store_has(f->st, b), 1);   /* bytes not read */
 	assert_int_equal(store_get(f->st, b, &got, &got_len), -EBADMSG);
