@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -61,8 +62,9 @@ static const struct conf_option options[] = {
 	{ "gossip-interval", CONF_DURATION_MS, &opt_gossip_ms, "5s", 0, 3600000,
 	  "how often to compare map epochs with every peer (0: never)" },
 	{ "direct-io", CONF_BOOL, &opt_direct_io, "true", 0, 0,
-	  "read and write block files with O_DIRECT, past the page cache "
-	  "(falls back by itself where the filesystem refuses it)" },
+	  "read block files left by versions before pack files with "
+	  "O_DIRECT, past the page cache (falls back by itself where the "
+	  "filesystem refuses it)" },
 	{ "log-level", CONF_STRING, &opt_log_level, "info", 0, 0,
 	  "error, warn, info or debug" },
 	{ NULL, 0, NULL, NULL, 0, 0, NULL },
@@ -125,6 +127,23 @@ static void usage(FILE *f)
 		   "The cairnfs storage daemon. Options (also keys of the "
 		   "config file, default " CAIRND_DEFAULT_CONFIG "):\n");
 	conf_print_help(f, options);
+}
+
+/*
+ * Every pack file stays open while the daemon runs (one per 64 MiB held:
+ * 16,384 for 1 TiB), besides the clients' connections, so take the hard
+ * limit on open files rather than the soft 1,024 a shell often gives.
+ */
+static void raise_open_files_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_warn("cannot raise the open files limit to %llu: %s",
+			 (unsigned long long)rl.rlim_max, strerror(errno));
 }
 
 int main(int argc, char **argv)
@@ -198,6 +217,7 @@ int main(int argc, char **argv)
 	so.frame_timeout_s = (double)opt_frame_ms / 1000;
 	so.gossip_interval_s = (double)opt_gossip_ms / 1000;
 	so.buffered_io = !opt_direct_io;
+	raise_open_files_limit();
 	signal(SIGPIPE, SIG_IGN);
 	if (srv_new(&so, &s))
 		goto out;

@@ -1,5 +1,5 @@
 /*
- * packstore: the block store's small blocks, appended to pack files
+ * packstore: the block store's blocks, appended to pack files
  * (format in pack.h) under DIR/packs, with an index in memory.
  *
  * Life of a block:

@@ -815,7 +815,7 @@ int srv_new(const struct srv_opts *o, struct srv **out)
 
 		store_get_stats(s->st, &ss);
 		log_info("block store: %llu blocks, %llu bytes; %llu pack files "
-			 "of small blocks, %llu bytes", (unsigned long long)ss.blocks,
+			 "holding %llu bytes", (unsigned long long)ss.blocks,
 			 (unsigned long long)ss.bytes, (unsigned long long)ss.packs,
 			 (unsigned long long)ss.pack_bytes);
 		/* Dropped at open: torn by a crash (never acknowledged) or

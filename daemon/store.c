@@ -1,43 +1,26 @@
 /*
- * store: blocks as files, one directory per slot, and small blocks in
- * packs (see store.h).
+ * store: the block store (see store.h): the pack store, and the block
+ * files that daemons from before packs left behind.
  *
- * Blocks under STORE_PACK_MIN go to the pack store (packstore.h): appended,
- * then the committer's batch syncs each pack it touched once and indexes
- * them. A batch of only packed PUTs costs no syncfs at all. What follows
- * is the path of the larger blocks, one file each.
+ * Every PUT appends to the pack store (packstore.h); the committer thread
+ * takes every PUT queued, makes each pack the batch touched durable with
+ * one fdatasync, indexes the blocks and only then answers them (group
+ * commit). A DELETE takes the block out of the index at once and is
+ * answered once its tombstone is durable, with the same batch.
  *
- * Order on disk for a PUT, and why:
- *   1. write header + block to blocks/SSSS/.tmp-<addr>-<n> (on the
- *      caller's thread), and queue the PUT for the committer thread;
- *   2. the committer takes every PUT queued, and one syncfs(2) puts all
- *      their bytes on stable storage before any name points at them;
- *   3. it renames each to blocks/SSSS/<addr> with RENAME_NOREPLACE
- *      (link + unlink where that is missing): atomic, and EEXIST when the
- *      block is already held, so a held block is never rewritten;
- *   4. a second syncfs makes the names durable, and only then is each PUT
- *      answered.
- * So a batch of any size costs two syncs, and the threads that write do not
- * wait for them. A crash leaves at worst a .tmp- file, removed by
- * store_open(). A DELETE unlinks at once and joins the same queue, to be
- * answered after the batch's syncs.
- *
- * Direct I/O: block bytes go between our buffers and the disk with
- * O_DIRECT, not through the page cache. Profiles of a PUT stream showed
- * the page-cache copy as the largest single cost on the daemon (a fresh
- * page is slow to get, on VMs most of all), and the page cache bought
- * little: clients keep a block cache of their own. Only the 4 KiB-aligned
- * head of a file is written direct; its tail (under 4 KiB) is written like
- * any file, so the format on disk is the same either way. Blocks under
- * 64 KiB are packed (packstore.h); those an older daemon left as files
- * are read through the page cache. A
- * filesystem that refuses O_DIRECT (EINVAL) turns it off for good.
+ * Block files: older daemons kept each block in DIR/blocks/SSSS/<address>
+ * (SSSS the slot in hex), a 24-byte header (magic "CRB2", u32 length,
+ * XXH3-128 of the block; "CRB1" with BLAKE2b-128 in the first format)
+ * and the block. They are still read, listed, counted and deleted, and a
+ * PUT of a block held as a file stores nothing; new blocks never become
+ * files. Larger files are read with O_DIRECT: their bytes would only
+ * push hotter pages out of the page cache. A filesystem that refuses
+ * O_DIRECT (EINVAL) turns it off for good.
  *
  * Does not know slots' owners, epochs or the network. Never logs.
  */
 #define _GNU_SOURCE
 #include "daemon/store.h"
-#include "daemon/fileio.h"
 #include "daemon/packstore.h"
 
 #include <dirent.h>
@@ -48,10 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -66,28 +46,24 @@
 #define STORE_MAGIC_V1 "CRB1"
 
 _Static_assert(STORE_HEADER_BYTES == 4 + 4 + STORE_SUM_BYTES, "header layout");
-_Static_assert(STORE_PACK_MIN == PACK_MAX_BLOCK, "one threshold");
+_Static_assert(STORE_MAX_BLOCK < PACK_MAX_BLOCK, "every block fits a record");
 
 struct store {
-	int blocks_fd;                   /* DIR/blocks */
+	int blocks_fd;                   /* DIR/blocks, -1 when there is none */
 	char *root;                      /* DIR/blocks */
-	uint64_t tmp_seq;                /* atomic */
 	struct store_stats stats;        /* atomic adds */
-	/* PUTs written and DELETEs done, waiting for the committer, under
+	/* PUTs appended and DELETEs done, waiting for the committer, under
 	 * put_lock */
-	int commit_fd;                   /* blocks/ again, for the committer */
 	pthread_mutex_t put_lock;
 	pthread_cond_t put_cond;
 	struct put_entry *put_head, **put_tail;
 	bool committer_running, committer_stop;
 	pthread_t committer;
 	bool direct;                     /* atomic: O_DIRECT still in use */
-	bool no_noreplace;               /* atomic: no RENAME_NOREPLACE here */
-	struct packstore *packs;         /* blocks under PACK_MAX_BLOCK */
-	/* Small blocks found as files at open (written before packs). Only
-	 * while there are any does a small PUT look for its file: else that
-	 * is a path lookup per PUT for nothing. */
-	uint64_t small_files;
+	struct packstore *packs;
+	/* Block files found at open. Only while there were any does a PUT
+	 * look for its file: else that is a path lookup per PUT for nothing. */
+	uint64_t old_files;
 };
 
 /* O_DIRECT wants buffers, offsets and lengths aligned to the logical block
@@ -99,19 +75,16 @@ struct store {
  * slower direct). */
 #define STORE_DIRECT_MIN (64u * 1024)
 
-/* A PUT between its write and its answer (see the top of this file). */
+/* A PUT or DELETE between its call and its answer. */
 struct put_entry {
 	struct put_entry *next;
 	store_put_cb done;
 	void *arg;
 	size_t len;
 	int result;                      /* store_put's result */
-	bool written;                    /* a temp file to link (else held) */
-	bool is_delete;                  /* a DELETE: only the syncs */
-	bool packed;                     /* in a pack: t says where */
-	bool held_in_pack;               /* already indexed: durable */
+	bool is_delete;
+	bool packed;                     /* a record (or tombstone) t to sync */
 	struct pack_ticket t;
-	char tmp[96], name[80];          /* relative to blocks/ */
 };
 
 #define STAT_ADD(st, f, v) __atomic_fetch_add(&(st)->stats.f, (v), __ATOMIC_RELAXED)
@@ -144,31 +117,27 @@ static void slot_name(unsigned slot, char out[8])
 	snprintf(out, 8, "%04x", slot);
 }
 
-/* Open (creating if asked) the directory of a slot. */
-static int slot_dir_open(struct store *st, unsigned slot, bool create)
+/* The directory of a slot's block files. */
+static int slot_dir_open(struct store *st, unsigned slot)
 {
 	char name[8];
 	int fd;
 
+	if (st->blocks_fd < 0)
+		return -ENOENT;
 	slot_name(slot, name);
 	fd = openat(st->blocks_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT && create) {
-		if (mkdirat(st->blocks_fd, name, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		if (fsync(st->blocks_fd) < 0)    /* the new slot dir is durable */
-			return -errno;
-		fd = openat(st->blocks_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	}
 	return fd < 0 ? -errno : fd;
 }
 
-/* Remove .tmp- files of one slot dir and count its blocks. */
+/* Remove the .tmp- files an older daemon's crash left in one slot dir and
+ * count its blocks. */
 static int slot_scan(struct store *st, unsigned slot)
 {
 	DIR *d;
 	struct dirent *e;
 	struct stat sb;
-	int fd = slot_dir_open(st, slot, false);
+	int fd = slot_dir_open(st, slot);
 
 	if (fd < 0)
 		return fd == -ENOENT ? 0 : fd;
@@ -190,8 +159,7 @@ static int slot_scan(struct store *st, unsigned slot)
 		    sb.st_size >= STORE_HEADER_BYTES) {
 			st->stats.blocks++;
 			st->stats.bytes += (uint64_t)sb.st_size - STORE_HEADER_BYTES;
-			if ((uint64_t)sb.st_size - STORE_HEADER_BYTES < STORE_PACK_MIN)
-				st->small_files++;
+			st->old_files++;
 		}
 	}
 	closedir(d);
@@ -200,7 +168,7 @@ static int slot_scan(struct store *st, unsigned slot)
 
 static void *committer_main(void *arg);
 
-/* The pack files of the small blocks, DIR/packs (packstore.h). */
+/* The pack files, DIR/packs (packstore.h). */
 static int open_packs(struct store *st, const char *dir)
 {
 	struct packstore_stats ps;
@@ -220,25 +188,6 @@ static int open_packs(struct store *st, const char *dir)
 	return 0;
 }
 
-/*
- * Ask the filesystem to spread the slot directories over the disk, as ext4
- * spreads top-level directories (the FS_TOPDIR_FL flag, `chattr +T`).
- * Without it ext4 packs them, and so every block file, into the block
- * groups of blocks/; on ext4 without a journal, allocating an inode then
- * scans past every inode deleted there in the last minutes (a rebalance or
- * a big rm makes thousands), and profiles of a PUT stream showed that scan
- * as 40% of the daemon's time. Best effort: other filesystems say ENOTTY.
- */
-static void spread_slot_dirs(int blocks_fd)
-{
-	int fl;
-
-	if (ioctl(blocks_fd, FS_IOC_GETFLAGS, &fl) == 0 && !(fl & FS_TOPDIR_FL)) {
-		fl |= FS_TOPDIR_FL;
-		(void)ioctl(blocks_fd, FS_IOC_SETFLAGS, &fl);
-	}
-}
-
 int store_open(const char *dir, struct store **out)
 {
 	struct store *st;
@@ -251,7 +200,6 @@ int store_open(const char *dir, struct store **out)
 	if (!st)
 		return -ENOMEM;
 	st->blocks_fd = -1;
-	st->commit_fd = -1;
 	pthread_mutex_init(&st->put_lock, NULL);
 	pthread_cond_init(&st->put_cond, NULL);
 	st->put_tail = &st->put_head;
@@ -261,24 +209,15 @@ int store_open(const char *dir, struct store **out)
 		err = -ENOMEM;
 		goto out;
 	}
-	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-		err = -errno;
-		goto out;
-	}
+	/* Only a data dir from before packs has blocks/. */
 	st->blocks_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (st->blocks_fd < 0) {
+	if (st->blocks_fd < 0 && errno != ENOENT) {
 		err = -errno;
 		goto out;
 	}
-	st->commit_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (st->commit_fd < 0) {
-		err = -errno;
-		goto out;
-	}
-	spread_slot_dirs(st->blocks_fd);
 	st->root = path;
 	path = NULL;
-	for (unsigned s = 0; s < STORE_SLOTS && !err; s++)
+	for (unsigned s = 0; s < STORE_SLOTS && st->blocks_fd >= 0 && !err; s++)
 		err = slot_scan(st, s);
 	if (!err)
 		err = open_packs(st, dir);
@@ -312,8 +251,6 @@ void store_close(struct store *st)
 	pthread_cond_destroy(&st->put_cond);
 	if (st->blocks_fd >= 0)
 		close(st->blocks_fd);
-	if (st->commit_fd >= 0)
-		close(st->commit_fd);
 	free(st->root);
 	free(st);
 }
@@ -331,51 +268,6 @@ static void block_sum(const uint8_t magic[4], const void *data, size_t len,
 		_Static_assert(sizeof(c.digest) == STORE_SUM_BYTES, "sum size");
 		memcpy(sum, c.digest, STORE_SUM_BYTES);
 	}
-}
-
-static void make_header(uint8_t h[STORE_HEADER_BYTES], const void *data,
-			size_t len)
-{
-	memcpy(h, STORE_MAGIC, 4);
-	for (int i = 0; i < 4; i++)
-		h[4 + i] = (uint8_t)(len >> (8 * i));
-	block_sum(h, data, len, h + 8);
-}
-
-/*
- * Give a written temporary file its block name: 1 when named, 0 when the
- * name was taken (a racing PUT won; blocks never change), else -errno.
- * renameat2(RENAME_NOREPLACE) does it in one directory operation where
- * the filesystem has it; link + unlink elsewhere.
- */
-static int name_block(struct store *st, const char *tmp, const char *name)
-{
-	int r;
-
-	if (!__atomic_load_n(&st->no_noreplace, __ATOMIC_RELAXED)) {
-		if (renameat2(st->blocks_fd, tmp, st->blocks_fd, name,
-			      RENAME_NOREPLACE) == 0)
-			return 1;
-		if (errno != EINVAL && errno != ENOSYS) {
-			r = errno == EEXIST ? 0 : -errno;
-			unlinkat(st->blocks_fd, tmp, 0);
-			return r;
-		}
-		__atomic_store_n(&st->no_noreplace, true, __ATOMIC_RELAXED);
-	}
-	if (linkat(st->blocks_fd, tmp, st->blocks_fd, name, 0) == 0)
-		r = 1;
-	else
-		r = errno == EEXIST ? 0 : -errno;
-	unlinkat(st->blocks_fd, tmp, 0);
-	return r;
-}
-
-/* Whether e waits on the filesystem's syncs (a block file written, held
- * or removed), not only on its pack's. */
-static bool needs_syncfs(const struct put_entry *e)
-{
-	return !e->packed && !e->held_in_pack;
 }
 
 /* Make durable the packs the batch's packed entries appended to. */
@@ -401,49 +293,23 @@ static int sync_packs(struct store *st, struct put_entry *batch)
 	return err;
 }
 
-/* One batch: data durable, names given, names durable; then answers. A
- * batch of packed blocks only costs one fdatasync per pack. */
+/* One batch: its packs durable, its blocks indexed, then the answers. */
 static void commit_batch(struct store *st, struct put_entry *batch)
 {
-	bool files = false;
-	int err = 0, perr;
+	int err = sync_packs(st, batch);
 
-	for (struct put_entry *e = batch; e; e = e->next)
-		files |= needs_syncfs(e);
-	/* commit_fd is an open file of its own, synced by no one else:
-	 * syncfs reports a writeback error once per open file, so no other
-	 * sync can take the error that belongs to this batch. */
-	if (files && syncfs(st->commit_fd) < 0)
-		err = -errno;
-	perr = sync_packs(st, batch);
-
-	for (struct put_entry *e = batch; e; e = e->next) {
-		if (e->packed) {
-			if (perr) {
-				packstore_release(st->packs, &e->t);
-				e->result = perr;
-			} else {
-				e->result = packstore_commit(st->packs, &e->t);
-			}
-		} else if (!e->written) {
-			e->result = 0;           /* held or deleted: only the syncs */
-		} else if (err) {
-			unlinkat(st->blocks_fd, e->tmp, 0);
-			e->result = err;
-		} else {
-			e->result = name_block(st, e->tmp, e->name);
-		}
-	}
-	/* Also makes durable the names of held blocks that a racing PUT
-	 * linked in an earlier batch still syncing: every answer is durable. */
-	if (files && !err && syncfs(st->commit_fd) < 0)
-		err = -errno;
 	while (batch) {
 		struct put_entry *e = batch;
 
 		batch = e->next;
-		if (err && needs_syncfs(e) && e->result >= 0)
+		if (!e->packed) {
+			e->result = 0;   /* held already, or a block file removed */
+		} else if (err) {
+			packstore_release(st->packs, &e->t);
 			e->result = err;
+		} else {
+			e->result = packstore_commit(st->packs, &e->t);
+		}
 		if (e->result < 0) {
 			STAT_ADD(st, errors, 1);
 		} else if (e->is_delete) {
@@ -531,104 +397,7 @@ static int set_direct(int fd, bool on)
 	return fcntl(fd, F_SETFL, fl) < 0 ? -errno : 0;
 }
 
-/*
- * Write the aligned head of header + block with O_DIRECT (through an
- * aligned copy: a memcpy between warm buffers is far cheaper than the
- * page-cache copy it replaces). Returns the bytes written (a multiple of
- * STORE_DIO_ALIGN, 0 when direct I/O is off or refused) or -errno.
- */
-static ssize_t write_head_direct(struct store *st, int fd, const uint8_t *h,
-				 const void *data, size_t len)
-{
-	size_t head = (STORE_HEADER_BYTES + len) & ~(size_t)(STORE_DIO_ALIGN - 1);
-	uint8_t *buf;
-	int err;
-
-	if (!store_direct_io(st))        /* files are >= STORE_PACK_MIN */
-		return 0;
-	if (posix_memalign((void **)&buf, STORE_DIO_ALIGN, head))
-		return -ENOMEM;
-	memcpy(buf, h, STORE_HEADER_BYTES);
-	memcpy(buf + STORE_HEADER_BYTES, data, head - STORE_HEADER_BYTES);
-	err = set_direct(fd, true);
-	if (!err) {
-		struct iovec iov = { buf, head };
-
-		err = fileio_pwritev_full(fd, &iov, 1, 0);
-	}
-	free(buf);
-	if (err == -EINVAL) {            /* no O_DIRECT here: start over */
-		direct_refused(st);
-		if (set_direct(fd, false) < 0 || ftruncate(fd, 0) < 0)
-			return -errno;
-		return 0;
-	}
-	if (err)
-		return err;
-	err = set_direct(fd, false);     /* the tail goes buffered */
-	return err ? err : (ssize_t)head;
-}
-
-/*
- * Create a temporary file of a slot directory, making the directory on
- * first use. No fsync for the new directory: the block is only linked
- * after the committer's first syncfs, which makes the directory durable
- * too, and only answered after the second (syncing each new directory
- * on its own cost a disk flush per slot: a quarter of a fresh daemon's
- * 4 KiB PUT time).
- */
-static int open_temp(struct store *st, const char *tmp)
-{
-	for (int tries = 0; tries < 2; tries++) {
-		int fd = openat(st->blocks_fd, tmp,
-				O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		char dir[8];
-
-		if (fd >= 0 || errno != ENOENT || tries)
-			return fd < 0 ? -errno : fd;
-		memcpy(dir, tmp, 4);     /* "ssss/.tmp-...": the slot part */
-		dir[4] = '\0';
-		if (mkdirat(st->blocks_fd, dir, 0700) < 0 && errno != EEXIST)
-			return -errno;
-	}
-	return -ENOENT;
-}
-
-/* Write header + block to a new temporary file (path relative to
- * blocks/, "ssss/.tmp-..."). */
-static int write_temp(struct store *st, const char *tmp, const void *data,
-		      size_t len)
-{
-	uint8_t h[STORE_HEADER_BYTES];
-	ssize_t done;
-	int fd, err = 0;
-
-	fd = open_temp(st, tmp);
-	if (fd < 0)
-		return fd;
-	make_header(h, data, len);
-	done = write_head_direct(st, fd, h, data, len);
-	if (done < 0) {
-		err = (int)done;
-	} else if (done == 0) {
-		/* Buffered: header and block in one call. */
-		struct iovec iov[2] = { { h, sizeof(h) }, { (void *)data, len } };
-
-		err = fileio_pwritev_full(fd, iov, 2, 0);
-	} else {
-		size_t skip = (size_t)done - STORE_HEADER_BYTES;
-		struct iovec iov = { (uint8_t *)data + skip, len - skip };
-
-		err = fileio_pwritev_full(fd, &iov, 1, (uint64_t)done);
-	}
-	if (close(fd) < 0 && !err)
-		err = -errno;
-	if (err)
-		unlinkat(st->blocks_fd, tmp, 0);
-	return err;
-}
-
-/* The committer's queue takes e (a PUT written or held, or a DELETE). */
+/* The committer's queue takes e. */
 static void commit_enqueue(struct store *st, struct put_entry *e)
 {
 	pthread_mutex_lock(&st->put_lock);
@@ -638,11 +407,21 @@ static void commit_enqueue(struct store *st, struct put_entry *e)
 	pthread_mutex_unlock(&st->put_lock);
 }
 
+/* Whether a block is held as a file (written by a daemon from before packs). */
+static bool old_file_exists(struct store *st, const uint8_t *addr)
+{
+	char hex[2 * STORE_ADDR_BYTES + 1], name[80];
+
+	if (st->blocks_fd < 0)
+		return false;
+	addr_hex(addr, hex);
+	snprintf(name, sizeof(name), "%04x/%s", addr_slot(addr), hex);
+	return faccessat(st->blocks_fd, name, F_OK, 0) == 0;
+}
+
 int store_put_async(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 		    const void *data, size_t len, store_put_cb done, void *arg)
 {
-	char hex[2 * STORE_ADDR_BYTES + 1];
-	unsigned slot = addr_slot(addr);
 	struct put_entry *e;
 	int err = 0;
 
@@ -654,24 +433,12 @@ int store_put_async(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 	e->done = done;
 	e->arg = arg;
 	e->len = len;
-	addr_hex(addr, hex);
-	/* Paths relative to blocks/ rather than an fd per slot directory:
-	 * the dcache resolves "ssss/" for less than an open and a close. */
-	snprintf(e->name, sizeof(e->name), "%04x/%s", slot, hex);
-	if (len < PACK_MAX_BLOCK && packstore_has(st->packs, addr)) {
-		e->held_in_pack = true;      /* indexed only once durable */
-	} else if ((len >= PACK_MAX_BLOCK || st->small_files) &&
-		   faccessat(st->blocks_fd, e->name, F_OK, 0) == 0) {
-		/* held as a file (small blocks were files before packs) */
-	} else if (len < PACK_MAX_BLOCK) {
+	/* Held (indexed only once durable, or a file): answered with the
+	 * batch, storing nothing. */
+	if (!packstore_has(st->packs, addr) &&
+	    !(st->old_files && old_file_exists(st, addr))) {
 		err = packstore_append(st->packs, addr, data, len, &e->t);
 		e->packed = !err;
-	} else {
-		snprintf(e->tmp, sizeof(e->tmp), "%04x/.tmp-%.16s-%llu", slot, hex,
-			 (unsigned long long)__atomic_add_fetch(&st->tmp_seq, 1,
-								__ATOMIC_RELAXED));
-		err = write_temp(st, e->tmp, data, len);
-		e->written = true;
 	}
 	if (err) {
 		STAT_ADD(st, errors, 1);
@@ -758,6 +525,8 @@ static int block_open(struct store *st, const uint8_t *addr, int flags)
 	char hex[2 * STORE_ADDR_BYTES + 1], path[80];
 	int fd;
 
+	if (st->blocks_fd < 0)
+		return -ENOENT;
 	addr_hex(addr, hex);
 	snprintf(path, sizeof(path), "%04x/%s", addr_slot(addr), hex);
 	fd = openat(st->blocks_fd, path, flags | O_CLOEXEC);
@@ -909,6 +678,8 @@ int store_has(struct store *st, const uint8_t addr[STORE_ADDR_BYTES])
 
 	if (packstore_has(st->packs, addr))
 		return 1;
+	if (st->blocks_fd < 0)
+		return 0;
 	addr_hex(addr, hex);
 	snprintf(path, sizeof(path), "%04x/%s", addr_slot(addr), hex);
 	if (faccessat(st->blocks_fd, path, F_OK, 0) == 0)
@@ -916,17 +687,36 @@ int store_has(struct store *st, const uint8_t addr[STORE_ADDR_BYTES])
 	return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
 }
 
+/* Remove a block file, durably: unlinked, then its directory synced (a
+ * rare event: only blocks from before packs are files). 0 and *len the
+ * block's bytes, or -errno (-ENOENT: no such file). */
+static int delete_old_file(struct store *st, const uint8_t *addr, uint32_t *len)
+{
+	char hex[2 * STORE_ADDR_BYTES + 1];
+	struct stat sb;
+	int dfd = slot_dir_open(st, addr_slot(addr)), err = 0;
+
+	if (dfd < 0)
+		return dfd == -ENOTDIR ? -ENOENT : dfd;
+	addr_hex(addr, hex);
+	if (fstatat(dfd, hex, &sb, 0) < 0 || unlinkat(dfd, hex, 0) < 0)
+		err = -errno;
+	else if (fsync(dfd) < 0)
+		err = -errno;
+	close(dfd);
+	if (!err)
+		*len = sb.st_size >= STORE_HEADER_BYTES ?
+			(uint32_t)(sb.st_size - STORE_HEADER_BYTES) : 0;
+	return err;
+}
+
 int store_delete_async(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 		       store_put_cb done, void *arg)
 {
-	char hex[2 * STORE_ADDR_BYTES + 1], name[80];
 	struct put_entry *e;
-	struct stat sb;
 	uint32_t plen = 0;
 	int err;
 
-	addr_hex(addr, hex);
-	snprintf(name, sizeof(name), "%04x/%s", addr_slot(addr), hex);
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
@@ -947,17 +737,13 @@ int store_delete_async(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 		commit_enqueue(st, e);
 		return 0;
 	}
-	if (fstatat(st->blocks_fd, name, &sb, 0) < 0 ||
-	    unlinkat(st->blocks_fd, name, 0) < 0) {
-		err = errno == ENOTDIR ? -ENOENT : -errno;
+	err = delete_old_file(st, addr, &plen);
+	if (err) {
 		free(e);
 		return err;
 	}
 	STAT_SUB(st, blocks, 1);
-	if (sb.st_size >= STORE_HEADER_BYTES)
-		STAT_SUB(st, bytes, (uint64_t)sb.st_size - STORE_HEADER_BYTES);
-	/* Answered once the committer's next sync made the unlink durable:
-	 * a batch of DELETEs (a file removed) shares one sync, as PUTs do. */
+	STAT_SUB(st, bytes, plen);
 	commit_enqueue(st, e);
 	return 0;
 }
@@ -987,7 +773,7 @@ static int list_files(struct store *st, unsigned slot, const uint8_t *after,
 	DIR *d;
 	int fd, err = 0;
 
-	fd = slot_dir_open(st, slot, false);
+	fd = slot_dir_open(st, slot);
 	if (fd < 0)
 		return fd == -ENOENT ? 0 : fd;
 	d = fdopendir(fd);

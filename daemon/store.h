@@ -1,19 +1,18 @@
 /*
- * store: the block store on local disk: one file per block, and small
- * blocks (under 64 KiB) packed side by side in pack files.
+ * store: the block store on local disk.
  *
- * Layout: DIR/blocks/SSSS/<64 hex address>, SSSS the slot in hex, so a slot
- * can be listed, moved and dropped as a unit. Blocks under PACK_MAX_BLOCK
- * go to DIR/packs/NNNNNNNN.pack instead (daemon/packstore.h: appended,
- * one fdatasync per batch, an index in memory rebuilt at open), because
- * a file per 4 KiB block costs the disk ten times what its bytes do. Each file is a 24-byte header
- * (magic "CRB2", u32 length, XXH3-128 of the block bytes; files of the first
- * format, "CRB1" with BLAKE2b-128, are still read) followed by the block.
- * A PUT writes a temporary file, makes it durable, links it to its final
- * name (link, not rename: a block already present is never replaced) and
- * makes the name durable before it answers; all PUTs waiting share each
- * sync (group commit by syncfs). GET verifies the checksum and never
- * returns bytes that fail it.
+ * Blocks are appended to pack files, DIR/packs/NNNNNNNN.pack (format in
+ * daemon/pack.h, life of a block in daemon/packstore.h): one fdatasync
+ * per batch of PUTs, an index in memory rebuilt at open, and a slot that
+ * lists, moves and drops as a unit through that index. A PUT is answered
+ * only once its block is durable; all PUTs waiting share each sync (group
+ * commit). A PUT of a block already held stores nothing. Every record
+ * carries a checksum of its bytes; GET verifies it and never returns bytes
+ * that fail it.
+ *
+ * Data dirs from before packs also hold DIR/blocks/SSSS/<64 hex address>
+ * (SSSS the slot in hex), one file per block: those are still read,
+ * listed, counted and deleted, and never written (store.c).
  *
  * Knows nothing of the network or the cluster map. Never logs.
  * Thread-safety: every function may be called from any thread at once.
@@ -47,14 +46,15 @@ struct store_entry {
 	uint32_t size;                   /* block bytes, without the header */
 };
 
-/* Open (creating DIR/blocks if needed), remove temporary files left by a
- * crash and count what is held. Returns 0 or -errno. */
+/* Open (creating DIR/packs if needed), rebuild the index and count what
+ * is held. Returns 0 or -errno. */
 int store_open(const char *dir, struct store **out)
 	__attribute__((warn_unused_result));
 /* NULL is fine. Callers make sure no call is running. */
 void store_close(struct store *st);
-/* Block bytes bypass the page cache (O_DIRECT) unless turned off here; on
- * by default, and off for good once the filesystem refuses it. */
+/* Block files of 64 KiB and more (from before packs) are read with
+ * O_DIRECT unless turned off here; on by default, and off for good once
+ * the filesystem refuses it. */
 void store_set_direct_io(struct store *st, bool on);
 /* Whether O_DIRECT is (still) in use. */
 bool store_direct_io(struct store *st);
@@ -98,8 +98,8 @@ int store_delete_async(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 int store_list(struct store *st, unsigned slot, const uint8_t *after,
 	       struct store_entry *out, unsigned max, bool *more);
 void store_get_stats(struct store *st, struct store_stats *out);
-/* Path of the file a block of STORE_PACK_MIN bytes or more would have
- * (for tests). */
+/* Path a block file of this address has in a data dir from before packs
+ * (for tests that make one). */
 void store_block_path(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 		      char *buf, size_t len);
 /* Where a held block's bytes are: the file and their offset in it (for
@@ -112,7 +112,5 @@ void store_set_pack_limit(struct store *st, uint64_t bytes);
 /* Compact one pack file that is more than half dead (the committer does
  * this by itself when idle). 1 did one, 0 none to do, -errno. */
 int store_compact(struct store *st);
-/* Blocks this size and up are files; smaller ones are packed. */
-#define STORE_PACK_MIN (64u * 1024)
 
 #endif

@@ -12,7 +12,7 @@
 # threads, no network) doing the same work in the same run: the ceiling
 # that durable PUTs and disk-read GETs can reach here. Targets (issue #3): R=1 PUT and GET >= 60% of TCP; 4 KiB >= 20,000
 # ops/s. BENCH_BYTES (default 256 MiB) and BENCH_OPS (default 100000) scale it;
-# BENCH_CAIRND_FLAGS go to every cairnd (e.g. --no-direct-io, to compare).
+# BENCH_CAIRND_FLAGS go to every cairnd.
 BENCH_CAIRND_FLAGS=${BENCH_CAIRND_FLAGS:-}
 : "${srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 : "${top_builddir:=.}"
@@ -42,12 +42,10 @@ figure tcp_loopback_mb_s "$TCP_MBS" MB/s
 
 # The block store alone, with the clients' windows spread over its 12
 # threads (cairnctl bench keeps WINDOW in flight on each of 4 threads).
-SB_FLAGS=
-case " $BENCH_CAIRND_FLAGS " in *" --no-direct-io "*) SB_FLAGS=--buffered ;; esac
 mkdir "$T/sb256" "$T/sb4k"
-"$STOREBENCH" $SB_FLAGS "$T/sb256" $BLK $COUNT 3 4 $((64 * 4 / 12)) >"$T/sb256.json" ||
+"$STOREBENCH" "$T/sb256" $BLK $COUNT 3 4 $((64 * 4 / 12)) >"$T/sb256.json" ||
 	fail "storebench 256K failed"
-"$STOREBENCH" $SB_FLAGS "$T/sb4k" 4096 "$OPS" 3 4 $((1024 * 4 / 12)) >"$T/sb4k.json" ||
+"$STOREBENCH" "$T/sb4k" 4096 "$OPS" 3 4 $((1024 * 4 / 12)) >"$T/sb4k.json" ||
 	fail "storebench 4K failed"
 rm -rf "$T/sb256" "$T/sb4k"
 SB_PUT=$(mbs put_mb_s "$T/sb256.json")

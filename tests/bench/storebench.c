@@ -6,16 +6,16 @@
  * and the daemon's loop, or on the disk path that "acknowledged means
  * durable" (DESIGN.md) imposes.
  *
- *   storebench [--buffered] DIR SIZE COUNT [STORES [THREADS [WINDOW]]]
+ *   storebench DIR SIZE COUNT [STORES [THREADS [WINDOW]]]
  *
  * Opens STORES stores (default 3, as a 3-daemon cluster on one disk) under
  * DIR, and from THREADS threads per store (default 4, cairnd's default
  * --workers) puts COUNT blocks of SIZE random bytes in all, each thread
  * keeping up to WINDOW (default 16) PUTs waiting for their group commit,
  * as a daemon's disk workers do. Then it reads every block back with
- * store_get_buf (checksum verified), from the same threads. --buffered
- * turns O_DIRECT off, as cairnd --no-direct-io does. Prints one JSON
- * object: put_mb_s, put_ops_s, get_mb_s, get_ops_s, direct_io.
+ * store_get_buf (checksum verified), from the same threads, then times a
+ * reopen after a clean close and as after a crash. Prints one JSON object:
+ * put_mb_s, put_ops_s, get_mb_s, get_ops_s, open_s, open_after_crash_s.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -213,16 +213,10 @@ int main(int argc, char **argv)
 	struct job *jobs;
 	uint8_t *data;
 	double t_put, t_get, t_open, t_crash;
-	bool buffered = false, direct;
 	int rc = 1;
 
-	if (argc > 1 && !strcmp(argv[1], "--buffered")) {
-		buffered = true;
-		argv++;
-		argc--;
-	}
 	if (argc < 4 || argc > 7) {
-		fprintf(stderr, "usage: storebench [--buffered] DIR SIZE COUNT "
+		fprintf(stderr, "usage: storebench DIR SIZE COUNT "
 			"[STORES [THREADS [WINDOW]]]\n");
 		return 2;
 	}
@@ -270,8 +264,6 @@ int main(int argc, char **argv)
 				path, strerror(-e));
 			goto out;
 		}
-		if (buffered)
-			store_set_direct_io(stores[s], false);
 	}
 	for (unsigned i = 0; i < n_jobs; i++) {
 		struct job *j = &jobs[i];
@@ -289,7 +281,6 @@ int main(int argc, char **argv)
 	t_get = run_all(jobs, n_jobs, get_main);
 	if (t_get < 0)
 		goto out;
-	direct = store_direct_io(stores[0]);
 	/* What a restart costs: after a clean close (pack headers only),
 	 * and as after a crash (every pack byte read and checked). */
 	t_open = reopen_all(argv[1], stores, n_stores, false);
@@ -297,11 +288,11 @@ int main(int argc, char **argv)
 	if (t_crash < 0)
 		goto out;
 	printf("{\"put_mb_s\":%.1f,\"put_ops_s\":%.0f,\"get_mb_s\":%.1f,"
-	       "\"get_ops_s\":%.0f,\"direct_io\":%s,\"open_s\":%.3f,"
+	       "\"get_ops_s\":%.0f,\"open_s\":%.3f,"
 	       "\"open_after_crash_s\":%.3f}\n",
 	       (double)size * count / t_put / 1e6, count / t_put,
 	       (double)size * count / t_get / 1e6, count / t_get,
-	       direct ? "true" : "false", t_open, t_crash);
+	       t_open, t_crash);
 	rc = 0;
 out:
 	for (unsigned s = 0; s < n_stores; s++)

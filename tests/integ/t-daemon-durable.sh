@@ -2,8 +2,8 @@
 # t-daemon-durable.sh: acknowledged means durable. A client PUTs blocks as
 # fast as it can and records each acknowledged one; cairnd is killed -9 in
 # the middle; restarted on the same data dir, it returns every acknowledged
-# block byte for byte, its block count covers them, no temp file is left,
-# and it answers a NODE_STATUS.
+# block byte for byte, its block count covers them, and it answers a
+# NODE_STATUS.
 . "$srcdir/tests/integ/lib.sh"
 integ_init
 command -v wireprobe >/dev/null 2>&1 || PATH="$top_builddir/tests/integ:$PATH"
@@ -32,7 +32,5 @@ L=$(grep "block store: [0-9]* blocks" "$T/d1.log" | tail -1)
 [ -n "$L" ] || fail "no block store line in the daemon's log at start"
 LB=$(echo "$L" | sed 's/.*block store: \([0-9]*\) blocks.*/\1/')
 [ "$LB" -ge "$N" ] || fail "the start log counts $LB blocks, $N were acknowledged: $L"
-TMPS=$(find "$T/d1/blocks" -name '.tmp-*' | wc -l)
-[ "$TMPS" = 0 ] || fail "$TMPS temp files left after restart"
-echo "checked: $N acknowledged blocks intact after kill -9, $B held, no temp files"
+echo "checked: $N acknowledged blocks intact after kill -9, $B held"
 daemon_stop 1 || fail "cairnd did not exit 0 on SIGTERM"

@@ -17,13 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <sodium.h>
+#include <xxhash.h>
 
 #include "daemon/pack.h"
 #include "daemon/store.h"
@@ -64,6 +63,46 @@ static void flip_byte(const char *path, uint64_t off, uint8_t mask)
 	close(fd);
 }
 
+/*
+ * A block file as a daemon from before pack files left it (they are still
+ * read): DIR/blocks/SSSS/<hex address>, a 24-byte header (magic, u32
+ * length, checksum: XXH3-128 for "CRB2", BLAKE2b-128 for "CRB1") and the
+ * block. Its path goes to path.
+ */
+static void write_block_file(const char *dir, const uint8_t addr[32],
+			     const char *magic, const void *b, size_t len,
+			     char *path, size_t cap)
+{
+	uint8_t h[STORE_HEADER_BYTES];
+	char hex[65];
+	int fd;
+
+	sodium_bin2hex(hex, sizeof(hex), addr, 32);
+	snprintf(path, cap, "%s/blocks", dir);
+	assert_true(mkdir(path, 0700) == 0 || errno == EEXIST);
+	snprintf(path, cap, "%s/blocks/%04x", dir,
+		 ((unsigned)addr[0] << 6) | ((unsigned)addr[1] >> 2));
+	assert_true(mkdir(path, 0700) == 0 || errno == EEXIST);
+	snprintf(path, cap, "%s/blocks/%04x/%s", dir,
+		 ((unsigned)addr[0] << 6) | ((unsigned)addr[1] >> 2), hex);
+	memcpy(h, magic, 4);
+	for (int i = 0; i < 4; i++)
+		h[4 + i] = (uint8_t)(len >> (8 * i));
+	if (!memcmp(magic, "CRB1", 4)) {
+		crypto_generichash(h + 8, STORE_SUM_BYTES, b, len, NULL, 0);
+	} else {
+		XXH128_canonical_t c;
+
+		XXH128_canonicalFromHash(&c, XXH3_128bits(b, len));
+		memcpy(h + 8, c.digest, STORE_SUM_BYTES);
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
+	assert_int_equal(pwrite(fd, b, len, sizeof(h)), (ssize_t)len);
+	close(fd);
+}
+
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -73,6 +112,26 @@ static int setup(void **state)
 	assert_int_equal(store_open(f->dir, &f->st), 0);
 	*state = f;
 	return 0;
+}
+
+static void reopen(struct fixture *f)
+{
+	store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(store_open(f->dir, &f->st), 0);
+}
+
+/* A restart as after a crash in a run that wrote every pack there: none is
+ * verified (packs/verified gone), so the open reads every byte of each. */
+static void crash_reopen(struct fixture *f)
+{
+	char mark[128];
+
+	store_close(f->st);
+	f->st = NULL;
+	snprintf(mark, sizeof(mark), "%s/packs/verified", f->dir);
+	assert_int_equal(unlink(mark), 0);
+	assert_int_equal(store_open(f->dir, &f->st), 0);
 }
 
 static int teardown(void **state)
@@ -173,19 +232,27 @@ static void test_put_twice_is_a_noop(void **state)
 	assert_int_equal(s.bytes, sizeof(b));
 }
 
-static void test_corrupt_file_is_reported_not_returned(void **state)
+/* A block file (from before packs) that fails its checksum, or was cut
+ * short, is reported and never returned; large enough to be read with
+ * O_DIRECT where the filesystem takes it. */
+static void test_corrupt_block_file_is_reported_not_returned(void **state)
 {
 	struct fixture *f = *state;
-	static uint8_t b[STORE_PACK_MIN + 10000];
+	static uint8_t b[64 * 1024 + 10000];
 	uint8_t addr[32], *got = NULL;
 	size_t got_len = 0;
 	char path[512];
 	off_t off;
+	struct store_stats s;
 
 	fill(b, sizeof(b), 200);
 	addr_for(addr, b, sizeof(b));
-	assert_int_equal(store_put(f->st, addr, b, sizeof(b)), 1);
-	store_block_path(f->st, addr, path, sizeof(path));
+	write_block_file(f->dir, addr, "CRB2", b, sizeof(b), path, sizeof(path));
+	reopen(f);
+	assert_int_equal(store_get(f->st, addr, &got, &got_len), 0);
+	assert_memory_equal(got, b, sizeof(b));
+	free(got);
+	got = NULL;
 	off = STORE_HEADER_BYTES + (off_t)(seed % sizeof(b));
 	flip_byte(path, off, 0x04);
 	assert_int_equal(store_get(f->st, addr, &got, &got_len), -EBADMSG);
@@ -194,7 +261,6 @@ static void test_corrupt_file_is_reported_not_returned(void **state)
 	/* a truncated file is corrupt too */
 	assert_int_equal(truncate(path, STORE_HEADER_BYTES + 10), 0);
 	assert_int_equal(store_get(f->st, addr, &got, &got_len), -EBADMSG);
-	struct store_stats s;
 	store_get_stats(f->st, &s);
 	assert_int_equal(s.corrupt, 2);
 }
@@ -205,31 +271,18 @@ static void test_corrupt_file_is_reported_not_returned(void **state)
 static void test_first_format_blocks_still_read(void **state)
 {
 	struct fixture *f = *state;
-	uint8_t b[5000], addr[32], h[STORE_HEADER_BYTES], *got = NULL;
+	uint8_t b[5000], addr[32], *got = NULL;
 	size_t got_len = 0;
-	char path[512];
-	int fd;
+	char path[512], want[512];
 
 	fill(b, sizeof(b), 250);
 	addr_for(addr, b, sizeof(b));
-	/* As a daemon of that format left it: a small block as a file of its
-	 * own (small blocks are packed now). */
-	store_block_path(f->st, addr, path, sizeof(path));
-	*strrchr(path, '/') = '\0';
-	assert_int_equal(mkdir(path, 0700), 0);
-	store_block_path(f->st, addr, path, sizeof(path));
-	memcpy(h, "CRB1", 4);
-	for (int i = 0; i < 4; i++)
-		h[4 + i] = (uint8_t)(sizeof(b) >> (8 * i));
-	crypto_generichash(h + 8, STORE_SUM_BYTES, b, sizeof(b), NULL, 0);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
-	assert_int_equal(pwrite(fd, b, sizeof(b), sizeof(h)), (ssize_t)sizeof(b));
-	close(fd);
+	/* As a daemon of that format left it, a file of its own. */
+	write_block_file(f->dir, addr, "CRB1", b, sizeof(b), path, sizeof(path));
+	store_block_path(f->st, addr, want, sizeof(want));
+	assert_string_equal(path, want);
 	/* the daemon starts on that data dir */
-	store_close(f->st);
-	assert_int_equal(store_open(f->dir, &f->st), 0);
+	reopen(f);
 	/* held: a PUT of it is a no-op, and HAS and LIST see it, once */
 	assert_int_equal(store_has(f->st, addr), 1);
 	assert_int_equal(store_put(f->st, addr, b, sizeof(b)), 0);
@@ -251,16 +304,12 @@ static void test_first_format_blocks_still_read(void **state)
 	got = NULL;
 
 	/* the v1 checksum is really checked: one flipped byte fails */
-	h[8] ^= 0x01;
-	fd = open(path, O_WRONLY);
-	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
-	close(fd);
+	flip_byte(path, 8, 0x01);
 	assert_int_equal(store_get(f->st, addr, &got, &got_len), -EBADMSG);
 	assert_null(got);
 }
 
-/* Does this directory's filesystem take an aligned O_DIRECT write? */
+/* Does this directory's filesystem take an aligned O_DIRECT read? */
 static bool dir_takes_direct_io(const char *dir)
 {
 	char path[512];
@@ -269,22 +318,81 @@ static bool dir_takes_direct_io(const char *dir)
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/direct-probe", dir);
-	fd = open(path, O_WRONLY | O_CREAT | O_DIRECT, 0600);
-	if (fd < 0)
+	fd = open(path, O_RDWR | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 4096), 0);
+	close(fd);
+	fd = open(path, O_RDONLY | O_DIRECT);
+	if (fd < 0) {
+		unlink(path);
 		return false;
+	}
 	assert_int_equal(posix_memalign(&buf, 4096, 4096), 0);
-	memset(buf, 0, 4096);
-	ok = write(fd, buf, 4096) == 4096;
+	ok = read(fd, buf, 4096) == 4096;
 	free(buf);
 	close(fd);
 	unlink(path);
 	return ok;
 }
 
-/* Blocks written with O_DIRECT (aligned head direct, tail buffered) and
- * without it make byte-identical files, and each mode reads the other's:
- * the sizes straddle every alignment edge of header + block. */
-static void test_direct_and_buffered_io_make_the_same_files(void **state)
+/* Every new block goes to a pack file, whatever its size: nothing under
+ * blocks/, which a data dir made since pack files does not have. */
+static void test_blocks_of_every_size_are_packed(void **state)
+{
+	struct fixture *f = *state;
+	static const size_t sizes[] = { 0, 1, 4095, 65536, 262144,
+					4u << 20, (8u << 20) + 17 };
+	enum { NS = sizeof(sizes) / sizeof(sizes[0]) };
+	uint8_t addr[NS][32];
+	char path[512];
+
+	for (size_t i = 0; i < NS; i++) {
+		uint8_t *b = malloc(sizes[i] + 1);
+		uint64_t off;
+
+		fill(b, sizes[i], 330 + (unsigned long long)i);
+		addr_for(addr[i], b, sizes[i]);
+		assert_int_equal(store_put(f->st, addr[i], b, sizes[i]), 1);
+		assert_int_equal(store_block_locate(f->st, addr[i], path,
+						    sizeof(path), &off), 0);
+		assert_non_null(strstr(path, ".pack"));
+		free(b);
+	}
+	snprintf(path, sizeof(path), "%s/blocks", f->dir);
+	assert_int_equal(access(path, F_OK), -1);
+	/* and each reads back after a restart, as after a crash too */
+	for (int round = 0; round < 2; round++) {
+		if (round)
+			crash_reopen(f);
+		else
+			reopen(f);
+		for (size_t i = 0; i < NS; i++) {
+			uint8_t *b = malloc(sizes[i] + 1), *got = NULL;
+			size_t got_len = 0;
+
+			fill(b, sizes[i], 330 + (unsigned long long)i);
+			assert_int_equal(store_get(f->st, addr[i], &got, &got_len), 0);
+			assert_int_equal(got_len, sizes[i]);
+			assert_memory_equal(got, b, sizes[i]);
+			free(got);
+			free(b);
+		}
+	}
+	/* one byte over the limit is refused, nothing stored */
+	{
+		struct store_stats s;
+		uint8_t a[32] = { 1 };
+
+		assert_int_equal(store_put(f->st, a, "", (size_t)STORE_MAX_BLOCK + 1),
+				 -E2BIG);
+		store_get_stats(f->st, &s);
+		assert_int_equal(s.blocks, NS);
+	}
+}
+
+/* Block files from before packs read back the same with O_DIRECT and
+ * without: the sizes straddle every 4 KiB edge of header + block. */
+static void test_block_files_read_direct_and_buffered(void **state)
 {
 	struct fixture *f = *state;
 	/* 24-byte header + block: 69608 ends on a 4 KiB edge */
@@ -292,125 +400,43 @@ static void test_direct_and_buffered_io_make_the_same_files(void **state)
 					262144, 1048576 + 4072 };
 	enum { NS = sizeof(sizes) / sizeof(sizes[0]) };
 	bool direct = dir_takes_direct_io(f->dir);
-	uint8_t addr[2][NS][32];
+	uint8_t addr[NS][32];
+	char path[512];
 
 	printf("# direct I/O on %s: %s\n", f->dir, direct ? "yes" : "refused");
+	for (size_t i = 0; i < NS; i++) {
+		uint8_t *b = malloc(sizes[i] + 1);
+
+		fill(b, sizes[i], 300 + (unsigned long long)i);
+		addr_for(addr[i], b, sizes[i]);
+		write_block_file(f->dir, addr[i], "CRB2", b, sizes[i], path,
+				 sizeof(path));
+		free(b);
+	}
+	reopen(f);
 	for (int mode = 0; mode < 2; mode++) {     /* 0 direct, 1 buffered */
 		store_set_direct_io(f->st, mode == 0);
 		for (size_t i = 0; i < NS; i++) {
-			uint8_t *b = malloc(sizes[i] + 1), *raw;
-			char path[512];
-			struct stat sb;
-			int fd;
+			uint8_t *b = malloc(sizes[i] + 1), *got = NULL;
+			size_t got_len = 0;
 
-			fill(b, sizes[i], 300 + 10 * (unsigned long long)mode + i);
-			addr_for(addr[mode][i], b, sizes[i]);
-			/* the empty block has one address: held the second time */
-			assert_int_equal(store_put(f->st, addr[mode][i], b, sizes[i]),
-					 sizes[i] == 0 && mode == 1 ? 0 : 1);
-			if (sizes[i] < STORE_PACK_MIN) {  /* packed, not a file */
-				uint64_t off;
-
-				assert_int_equal(store_block_locate(f->st, addr[mode][i], path,
-								    sizeof(path), &off), 0);
-				assert_non_null(strstr(path, ".pack"));
-				free(b);
-				continue;
-			}
-			store_block_path(f->st, addr[mode][i], path, sizeof(path));
-			assert_int_equal(stat(path, &sb), 0);
-			assert_int_equal(sb.st_size, STORE_HEADER_BYTES + sizes[i]);
-			raw = malloc((size_t)sb.st_size);
-			fd = open(path, O_RDONLY);
-			assert_true(fd >= 0);
-			assert_int_equal(read(fd, raw, (size_t)sb.st_size), sb.st_size);
-			close(fd);
-			assert_memory_equal(raw, "CRB2", 4);
-			assert_memory_equal(raw + STORE_HEADER_BYTES, b, sizes[i]);
-			free(raw);
+			fill(b, sizes[i], 300 + (unsigned long long)i);
+			assert_int_equal(store_get(f->st, addr[i], &got, &got_len), 0);
+			assert_int_equal(got_len, sizes[i]);
+			assert_memory_equal(got, b, sizes[i]);
+			free(got);
 			free(b);
 		}
+		/* where the filesystem takes O_DIRECT, the store kept it */
+		if (mode == 0)
+			assert_int_equal(store_direct_io(f->st), direct);
 	}
-	/* every block read back in both modes */
-	for (int rmode = 0; rmode < 2; rmode++) {
-		store_set_direct_io(f->st, rmode == 0);
-		for (int mode = 0; mode < 2; mode++)
-			for (size_t i = 0; i < NS; i++) {
-				uint8_t *b = malloc(sizes[i] + 1), *got = NULL;
-				size_t got_len = 0;
-
-				fill(b, sizes[i], 300 + 10 * (unsigned long long)mode + i);
-				assert_int_equal(store_get(f->st, addr[mode][i], &got, &got_len), 0);
-				assert_int_equal(got_len, sizes[i]);
-				assert_memory_equal(got, b, sizes[i]);
-				free(got);
-				free(b);
-			}
-	}
-	/* where the filesystem takes O_DIRECT, the store did not give it up */
-	if (direct) {
-		store_set_direct_io(f->st, true);
-		uint8_t *b = malloc(65536), a[32], *got = NULL;
-		size_t got_len;
-
-		fill(b, 65536, 400);
-		addr_for(a, b, 65536);
-		assert_int_equal(store_put(f->st, a, b, 65536), 1);
-		assert_int_equal(store_get(f->st, a, &got, &got_len), 0);
-		assert_true(store_direct_io(f->st));
-		free(got);
-		free(b);
-	}
-}
-
-/* On a filesystem that knows FS_TOPDIR_FL (ext4), the store sets it on
- * blocks/ so that slot directories, and the block files in them, spread
- * over the disk (see spread_slot_dirs in store.c). */
-static void test_slot_dirs_are_spread_where_the_filesystem_can(void **state)
-{
-	struct fixture *f = *state;
-	char path[512];
-	int fd, fl = 0;
-
-	snprintf(path, sizeof(path), "%s/topdir-probe", f->dir);
-	assert_int_equal(mkdir(path, 0700), 0);
-	fd = open(path, O_RDONLY | O_DIRECTORY);
-	assert_true(fd >= 0);
-	bool can = ioctl(fd, FS_IOC_GETFLAGS, &fl) == 0 &&
-		   (fl |= FS_TOPDIR_FL, ioctl(fd, FS_IOC_SETFLAGS, &fl) == 0) &&
-		   ioctl(fd, FS_IOC_GETFLAGS, &fl) == 0 && (fl & FS_TOPDIR_FL);
-	close(fd);
-	rmdir(path);
-	printf("# FS_TOPDIR_FL on %s: %s\n", f->dir, can ? "yes" : "not supported");
-	if (!can)
-		return;
-	snprintf(path, sizeof(path), "%s/blocks", f->dir);
-	fd = open(path, O_RDONLY | O_DIRECTORY);
-	assert_true(fd >= 0);
-	assert_int_equal(ioctl(fd, FS_IOC_GETFLAGS, &fl), 0);
-	close(fd);
-	assert_true(fl & FS_TOPDIR_FL);
 }
 
 struct async_count {
 	pthread_mutex_t lock;
 	int stored, held, failed;
 };
-
-/* .tmp- files anywhere under the store (a finished PUT leaves none). */
-static int count_temp_files(struct fixture *f)
-{
-	char cmd[160];
-	int n = -1;
-	FILE *p;
-
-	snprintf(cmd, sizeof(cmd), "find '%s/blocks' -name '.tmp-*' | wc -l", f->dir);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	assert_int_equal(fscanf(p, "%d", &n), 1);
-	pclose(p);
-	return n;
-}
 
 static void async_done(void *arg, int result)
 {
@@ -450,9 +476,6 @@ static void test_async_puts_answer_once_each(void **state)
 	assert_int_equal(c.stored, N);
 	assert_int_equal(c.held, N);
 	assert_int_equal(c.failed, 0);
-	/* the second PUT of each found the name taken at rename and removed
-	 * its temp file (store_open below would hide any left) */
-	assert_int_equal(count_temp_files(f), 0);
 	assert_int_equal(store_open(f->dir, &f->st), 0);
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(store_get(f->st, addrs[i], &got, &got_len), 0);
@@ -462,10 +485,13 @@ static void test_async_puts_answer_once_each(void **state)
 	}
 }
 
+/* A data dir from before packs: open removes the temp files a crash left
+ * beside its block files, keeps the blocks and counts them with the
+ * packed ones. */
 static void test_open_removes_temp_files_and_counts_blocks(void **state)
 {
 	struct fixture *f = *state;
-	static uint8_t b[STORE_PACK_MIN + 300];
+	static uint8_t b[64 * 1024 + 300];
 	uint8_t small[300], addr[32];
 	char path[512], tmp[600];
 	struct store_stats s;
@@ -476,22 +502,28 @@ static void test_open_removes_temp_files_and_counts_blocks(void **state)
 	assert_int_equal(store_put(f->st, addr, small, sizeof(small)), 1);
 	fill(b, sizeof(b), 300);
 	addr_for(addr, b, sizeof(b));
-	assert_int_equal(store_put(f->st, addr, b, sizeof(b)), 1);
-	store_block_path(f->st, addr, path, sizeof(path));
-	/* a crash mid-PUT leaves a temp file beside the blocks */
+	write_block_file(f->dir, addr, "CRB2", b, sizeof(b), path, sizeof(path));
+	/* a crash mid-PUT left a temp file beside the blocks */
 	snprintf(tmp, sizeof(tmp), "%.*s/.tmp-dead-1",
 		 (int)(strrchr(path, '/') - path), path);
 	fd = open(tmp, O_WRONLY | O_CREAT, 0600);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "partial", 7), 7);
 	close(fd);
-	store_close(f->st);
-	assert_int_equal(store_open(f->dir, &f->st), 0);
+	reopen(f);
 	assert_int_equal(access(tmp, F_OK), -1);
 	assert_int_equal(access(path, F_OK), 0);
 	store_get_stats(f->st, &s);
 	assert_int_equal(s.blocks, 2);
 	assert_int_equal(s.bytes, sizeof(b) + sizeof(small));
+	/* deleting the file is durable and counted */
+	assert_int_equal(store_delete(f->st, addr), 0);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(store_has(f->st, addr), 0);
+	reopen(f);
+	store_get_stats(f->st, &s);
+	assert_int_equal(s.blocks, 1);
+	assert_int_equal(s.bytes, sizeof(small));
 }
 
 struct worker {
@@ -552,8 +584,6 @@ static void test_concurrent_puts_store_each_block_once(void **state)
 		assert_memory_equal(got, b, sizeof(b));
 		free(got);
 	}
-	/* a PUT that lost the race (its name taken) removed its temp file */
-	assert_int_equal(count_temp_files(f), 0);
 }
 
 /* Asynchronous DELETEs: unlinked at once (gone for GET and HAS before the
@@ -596,7 +626,7 @@ static void test_async_deletes_answer_once_each(void **state)
 static void test_get_buf_points_into_its_buffer(void **state)
 {
 	struct fixture *f = *state;
-	size_t sizes[] = { 4096, 300 * 1024 };  /* buffered and direct reads */
+	size_t sizes[] = { 4096, 300 * 1024 };
 
 	for (int i = 0; i < 2; i++) {
 		uint8_t *b = malloc(sizes[i]), addr[32], *buf;
@@ -608,7 +638,7 @@ static void test_get_buf_points_into_its_buffer(void **state)
 		assert_int_equal(store_put(f->st, addr, b, sizes[i]), 1);
 		assert_int_equal(store_get_buf(f->st, addr, &buf, &data, &len), 0);
 		assert_int_equal(len, sizes[i]);
-		/* after the file's header, or the pack record's */
+		/* after the pack record's header */
 		assert_true(data >= buf && data <= buf + PACK_REC_HEADER);
 		assert_memory_equal(data, b, len);
 		free(buf);
@@ -617,7 +647,7 @@ static void test_get_buf_points_into_its_buffer(void **state)
 }
 
 
-/* --- small blocks in pack files ------------------------------------------ */
+/* --- pack files ----------------------------------------------------------- */
 
 enum { SMALL = 3000 };          /* a record of 3072 bytes */
 
@@ -642,26 +672,6 @@ static void expect_small(struct store *st, unsigned long long tag)
 	assert_int_equal(got_len, sizeof(b));
 	assert_memory_equal(got, b, sizeof(b));
 	free(got);
-}
-
-static void reopen(struct fixture *f)
-{
-	store_close(f->st);
-	f->st = NULL;
-	assert_int_equal(store_open(f->dir, &f->st), 0);
-}
-
-/* A restart as after a crash in a run that wrote every pack there: none is
- * verified (packs/verified gone), so the open reads every byte of each. */
-static void crash_reopen(struct fixture *f)
-{
-	char mark[128];
-
-	store_close(f->st);
-	f->st = NULL;
-	snprintf(mark, sizeof(mark), "%s/packs/verified", f->dir);
-	assert_int_equal(unlink(mark), 0);
-	assert_int_equal(store_open(f->dir, &f->st), 0);
 }
 
 /* Packed blocks, their deletes and a PUT after a delete all survive a
@@ -1225,7 +1235,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_put_get_has_list_delete_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_twice_is_a_noop, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_corrupt_file_is_reported_not_returned, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_block_file_is_reported_not_returned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_packed_blocks_and_deletes_survive_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_pack_tail_loses_nothing_acknowledged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_pack_records_are_reported_and_skipped, setup, teardown),
@@ -1238,8 +1248,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_put_after_delete_survives_a_moved_tombstone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_put_delete_get_compact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_first_format_blocks_still_read, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_direct_and_buffered_io_make_the_same_files, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_slot_dirs_are_spread_where_the_filesystem_can, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blocks_of_every_size_are_packed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_block_files_read_direct_and_buffered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_puts_answer_once_each, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_removes_temp_files_and_counts_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_puts_store_each_block_once, setup, teardown),
