@@ -38,3 +38,10 @@ check_PROGRAMS += tests/integ/crashwriter
 tests_integ_crashwriter_SOURCES = tests/integ/crashwriter.c
 check_PROGRAMS += tests/integ/overwriter
 tests_integ_overwriter_SOURCES = tests/integ/overwriter.c
+
+# packls: where each block lies in cairnd's pack files, for the tests that
+# damage blocks on disk. daemon/pack.c lives in libdaemon.a; only its
+# object is linked from there, and it needs libxxhash.
+check_PROGRAMS += tests/integ/packls
+tests_integ_packls_SOURCES = tests/integ/packls.c
+tests_integ_packls_LDADD = daemon/libdaemon.a $(XXHASH_LIBS)

@@ -17,6 +17,8 @@
 # tell them apart (top -H, ps -L, perf).
 . "$srcdir/tests/integ/lib.sh"
 integ_init
+command -v packls >/dev/null 2>&1 || PATH="$top_builddir/tests/integ:$PATH"
+command -v packls >/dev/null 2>&1 || fail "packls is not built"
 . "$srcdir/tests/integ/fslib.sh"
 fs_cluster 3 2
 fs_mount "timeout=2000" || fail "mount failed: $(tail -5 "$T/cairnfs.log")"
@@ -25,11 +27,22 @@ fs_mount "timeout=2000" || fail "mount failed: $(tail -5 "$T/cairnfs.log")"
 head -c 16M /dev/urandom >"$T/f"
 cp "$T/f" "$MNT/f" && sync "$MNT/f" || fail "write failed"
 fs_umount     # the remount starts with an empty block cache
-# f's blocks, for the damage below: later files add blocks of their own.
-block_names() {
-	find "$T"/d1/blocks "$T"/d2/blocks "$T"/d3/blocks -type f ! -name '.*' | sed 's|.*/||'
+# Every block the daemons hold is a record in one of their pack files,
+# DATA/packs/NNNNNNNN.pack (daemon/pack.h); the same address names a
+# block on every daemon. pack_records lists them to $T/records, one line
+# per record: ADDRESS PACK OFFSET LENGTH, the offset and length those of
+# the block's bytes (tests/integ/packls.c). It is not called in a
+# pipeline, so that its fail ends the test.
+pack_records() {
+	packls "$T"/d1 "$T"/d2 "$T"/d3 >"$T/records" 2>"$T/packls.err" ||
+		fail "packls failed: $(cat "$T/packls.err")"
 }
+# block_names: the address of each record listed, one line each.
+block_names() { cut -d' ' -f1 "$T/records"; }
+# f's blocks, for the damage below: later files add blocks of their own.
+pack_records
 block_names | sort -u >"$T/f.blocks"
+[ -s "$T/f.blocks" ] || fail "no blocks of f found in the daemons' packs"
 
 # An idle mount costs no CPU: the request loop spins only just after a
 # request (fs/loop.h), then sleeps.
@@ -104,19 +117,30 @@ cmp -s "$MNT/meanwhile/w" "$T/w" || fail "the file written while the daemons wer
 fs_umount
 
 
-# Damage one block on every daemon that holds it: all its copies. Blocks
-# live in DATA/blocks/SLOT/ADDR; the same address names it everywhere.
+# Damage one of f's blocks on every daemon that holds it: every record of
+# its address in every pack (a record left whole would serve it). The
+# victim is one with the most records, so that the damage covers copies
+# on several daemons, not just one.
+pack_records
 victim=$(block_names | grep -Fx -f "$T/f.blocks" | sort | uniq -c | sort -rn |
 	awk '{print $2; exit}')
-[ -n "$victim" ] || fail "no block files found under the daemons' data dirs"
+[ -n "$victim" ] || fail "no block of f found in the daemons' packs"
 hits=0
-for f in $(find "$T"/d1/blocks "$T"/d2/blocks "$T"/d3/blocks -type f -name "$victim"); do
-	sz=$(stat -c %s "$f")
-	# flip a byte in the middle (past the header, inside the sealed payload)
-	printf '\377' | dd of="$f" bs=1 seek=$((sz / 2)) conv=notrunc 2>/dev/null
+while read -r addr pack off len; do
+	[ "$addr" = "$victim" ] || continue
+	# Flip every bit of the byte in the middle of the block's bytes (the
+	# sealed payload, past the pack's record header), so that it differs
+	# whatever it was.
+	at=$((off + len / 2))
+	b=$(od -An -tu1 -j "$at" -N1 "$pack" | tr -d ' ')
+	[ -n "$b" ] || fail "cannot read byte $at of $pack"
+	printf "\\$(printf %o $((b ^ 255)))" |
+		dd of="$pack" bs=1 seek="$at" conv=notrunc 2>/dev/null ||
+		fail "cannot damage $pack at $at"
 	hits=$((hits + 1))
-done
+done <"$T/records"
 [ "$hits" -ge 1 ] || fail "block $victim not found"
+figure corrupt_block_copies_damaged "$hits" records
 
 fs_mount "timeout=2000" || fail "remount failed"
 # Read the file 64 KiB at a time; count good and failed pieces.
