@@ -49,6 +49,22 @@ static void addr_for(uint8_t addr[32], const void *data, size_t len)
 	crypto_generichash(addr, 32, data, len, NULL, 0);
 }
 
+/* The block of tag, len bytes, reads back whole at addr. */
+static void expect_block(struct store *st, const uint8_t addr[32],
+			 unsigned long long tag, size_t len)
+{
+	uint8_t *b = malloc(len + 1), *got = NULL;
+	size_t got_len = 0;
+
+	assert_non_null(b);
+	fill(b, len, tag);
+	assert_int_equal(store_get(st, addr, &got, &got_len), 0);
+	assert_int_equal(got_len, len);
+	assert_memory_equal(got, b, len);
+	free(got);
+	free(b);
+}
+
 /* Flip the bits of mask in the byte at off of the file at path: damage
  * on disk, for the tests that look for it. */
 static void flip_byte(const char *path, uint64_t off, uint8_t mask)
@@ -366,17 +382,9 @@ static void test_blocks_of_every_size_are_packed(void **state)
 			crash_reopen(f);
 		else
 			reopen(f);
-		for (size_t i = 0; i < NS; i++) {
-			uint8_t *b = malloc(sizes[i] + 1), *got = NULL;
-			size_t got_len = 0;
-
-			fill(b, sizes[i], 330 + (unsigned long long)i);
-			assert_int_equal(store_get(f->st, addr[i], &got, &got_len), 0);
-			assert_int_equal(got_len, sizes[i]);
-			assert_memory_equal(got, b, sizes[i]);
-			free(got);
-			free(b);
-		}
+		for (size_t i = 0; i < NS; i++)
+			expect_block(f->st, addr[i], 330 + (unsigned long long)i,
+				     sizes[i]);
 	}
 	/* one byte over the limit is refused, nothing stored */
 	{
@@ -416,17 +424,9 @@ static void test_block_files_read_direct_and_buffered(void **state)
 	reopen(f);
 	for (int mode = 0; mode < 2; mode++) {     /* 0 direct, 1 buffered */
 		store_set_direct_io(f->st, mode == 0);
-		for (size_t i = 0; i < NS; i++) {
-			uint8_t *b = malloc(sizes[i] + 1), *got = NULL;
-			size_t got_len = 0;
-
-			fill(b, sizes[i], 300 + (unsigned long long)i);
-			assert_int_equal(store_get(f->st, addr[i], &got, &got_len), 0);
-			assert_int_equal(got_len, sizes[i]);
-			assert_memory_equal(got, b, sizes[i]);
-			free(got);
-			free(b);
-		}
+		for (size_t i = 0; i < NS; i++)
+			expect_block(f->st, addr[i], 300 + (unsigned long long)i,
+				     sizes[i]);
 		/* where the filesystem takes O_DIRECT, the store kept it */
 		if (mode == 0)
 			assert_int_equal(store_direct_io(f->st), direct);
