@@ -407,16 +407,28 @@ static void commit_enqueue(struct store *st, struct put_entry *e)
 	pthread_mutex_unlock(&st->put_lock);
 }
 
-/* Whether a block is held as a file (written by a daemon from before packs). */
-static bool old_file_exists(struct store *st, const uint8_t *addr)
+/* A block file's name under blocks/: "SSSS/<hex address>". */
+static void old_file_name(const uint8_t *addr, char out[80])
 {
-	char hex[2 * STORE_ADDR_BYTES + 1], name[80];
+	char hex[2 * STORE_ADDR_BYTES + 1];
 
-	if (st->blocks_fd < 0)
-		return false;
 	addr_hex(addr, hex);
-	snprintf(name, sizeof(name), "%04x/%s", addr_slot(addr), hex);
-	return faccessat(st->blocks_fd, name, F_OK, 0) == 0;
+	snprintf(out, 80, "%04x/%s", addr_slot(addr), hex);
+}
+
+/* 1 when a block is held as a file (left by a daemon from before packs),
+ * 0 when not, or -errno. No path lookup when there were none at open:
+ * no new ones are ever made. */
+static int old_file_held(struct store *st, const uint8_t *addr)
+{
+	char name[80];
+
+	if (!st->old_files)
+		return 0;
+	old_file_name(addr, name);
+	if (faccessat(st->blocks_fd, name, F_OK, 0) == 0)
+		return 1;
+	return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
 }
 
 int store_put_async(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
@@ -436,7 +448,7 @@ int store_put_async(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 	/* Held (indexed only once durable, or a file): answered with the
 	 * batch, storing nothing. */
 	if (!packstore_has(st->packs, addr) &&
-	    !(st->old_files && old_file_exists(st, addr))) {
+	    old_file_held(st, addr) != 1) {
 		err = packstore_append(st->packs, addr, data, len, &e->t);
 		e->packed = !err;
 	}
@@ -522,14 +534,13 @@ void store_set_pack_limit(struct store *st, uint64_t bytes)
 
 static int block_open(struct store *st, const uint8_t *addr, int flags)
 {
-	char hex[2 * STORE_ADDR_BYTES + 1], path[80];
+	char name[80];
 	int fd;
 
-	if (st->blocks_fd < 0)
+	if (!st->old_files)
 		return -ENOENT;
-	addr_hex(addr, hex);
-	snprintf(path, sizeof(path), "%04x/%s", addr_slot(addr), hex);
-	fd = openat(st->blocks_fd, path, flags | O_CLOEXEC);
+	old_file_name(addr, name);
+	fd = openat(st->blocks_fd, name, flags | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 
@@ -674,39 +685,37 @@ int store_get(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 
 int store_has(struct store *st, const uint8_t addr[STORE_ADDR_BYTES])
 {
-	char hex[2 * STORE_ADDR_BYTES + 1], path[80];
-
 	if (packstore_has(st->packs, addr))
 		return 1;
-	if (st->blocks_fd < 0)
-		return 0;
-	addr_hex(addr, hex);
-	snprintf(path, sizeof(path), "%04x/%s", addr_slot(addr), hex);
-	if (faccessat(st->blocks_fd, path, F_OK, 0) == 0)
-		return 1;
-	return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
+	return old_file_held(st, addr);
 }
 
 /* Remove a block file, durably: unlinked, then its directory synced (a
- * rare event: only blocks from before packs are files). 0 and *len the
- * block's bytes, or -errno (-ENOENT: no such file). */
-static int delete_old_file(struct store *st, const uint8_t *addr, uint32_t *len)
+ * rare event: only blocks from before packs are files). The counts drop
+ * once it is unlinked, whether or not the sync then fails. 0 or -errno
+ * (-ENOENT: no such file). */
+static int delete_old_file(struct store *st, const uint8_t *addr)
 {
 	char hex[2 * STORE_ADDR_BYTES + 1];
 	struct stat sb;
-	int dfd = slot_dir_open(st, addr_slot(addr)), err = 0;
+	int dfd, err = 0;
 
+	if (!st->old_files)
+		return -ENOENT;
+	dfd = slot_dir_open(st, addr_slot(addr));
 	if (dfd < 0)
 		return dfd == -ENOTDIR ? -ENOENT : dfd;
 	addr_hex(addr, hex);
-	if (fstatat(dfd, hex, &sb, 0) < 0 || unlinkat(dfd, hex, 0) < 0)
+	if (fstatat(dfd, hex, &sb, 0) < 0 || unlinkat(dfd, hex, 0) < 0) {
 		err = -errno;
-	else if (fsync(dfd) < 0)
-		err = -errno;
+	} else {
+		STAT_SUB(st, blocks, 1);
+		if (sb.st_size >= STORE_HEADER_BYTES)
+			STAT_SUB(st, bytes, (uint64_t)sb.st_size - STORE_HEADER_BYTES);
+		if (fsync(dfd) < 0)
+			err = -errno;
+	}
 	close(dfd);
-	if (!err)
-		*len = sb.st_size >= STORE_HEADER_BYTES ?
-			(uint32_t)(sb.st_size - STORE_HEADER_BYTES) : 0;
 	return err;
 }
 
@@ -737,13 +746,11 @@ int store_delete_async(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 		commit_enqueue(st, e);
 		return 0;
 	}
-	err = delete_old_file(st, addr, &plen);
+	err = delete_old_file(st, addr);
 	if (err) {
 		free(e);
 		return err;
 	}
-	STAT_SUB(st, blocks, 1);
-	STAT_SUB(st, bytes, plen);
 	commit_enqueue(st, e);
 	return 0;
 }

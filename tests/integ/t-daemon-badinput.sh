@@ -122,9 +122,20 @@ echo "checked: map reloaded after restart"
 # the cap a connection is closed at accept (and logged) while those
 # within it are served; an authenticated connection that goes quiet is
 # closed after --idle-timeout; with --no-direct-io blocks still round-trip.
+# Started with a low soft limit on open files, cairnd takes the hard one:
+# it keeps every pack file open.
 daemon_stop 1 || fail "cairnd did not exit 0 on SIGTERM"
+SOFT=$(ulimit -Sn)
+[ "$(ulimit -Hn)" = unlimited ] || [ "$(ulimit -Hn)" -gt 256 ] ||
+	skip "the hard open-files limit is 256 or less"
+ulimit -Sn 256
 daemon_start 1 --max-connections 4 --idle-timeout 2s --handshake-timeout 3s \
 	--gossip-interval 0 --no-direct-io || fail "restart with --max-connections failed"
+ulimit -Sn "$SOFT"
+LIM=$(awk '/^Max open files/ { print $4, $5 }' "/proc/$PID_1/limits")
+set -- $LIM
+[ "$1" != 256 ] && [ "$1" = "$2" ] ||
+	fail "cairnd started with a soft open-files limit of 256 kept soft $1 (hard $2)"
 cairnd --config "$T/empty.conf" --print-config --no-direct-io | grep -q "^direct-io = no" ||
 	fail "--print-config does not show --no-direct-io"
 capped0=$(grep -c "connection cap 4 reached, closing" "$T/d1.log")
