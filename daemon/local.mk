@@ -4,6 +4,7 @@ daemon_libdaemon_a_SOURCES = \
 	daemon/store.c daemon/store.h \
 	daemon/fileio.c daemon/fileio.h \
 	daemon/pack.c daemon/pack.h \
+	daemon/packidx.c daemon/packidx.h \
 	daemon/packstore.c daemon/packstore.h daemon/packstore_int.h \
 	daemon/packcompact.c \
 	daemon/diskpool.c daemon/diskpool.h \
@@ -30,12 +31,25 @@ tests_unit_test_pack_SOURCES = tests/unit/test_pack.c
 tests_unit_test_pack_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(XXHASH_CFLAGS)
 tests_unit_test_pack_LDADD = $(DAEMON_LIBS) $(CMOCKA_LIBS)
 
+check_PROGRAMS += tests/unit/test_packidx
+TESTS += tests/unit/test_packidx
+tests_unit_test_packidx_SOURCES = tests/unit/test_packidx.c
+tests_unit_test_packidx_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(XXHASH_CFLAGS)
+tests_unit_test_packidx_LDADD = $(DAEMON_LIBS) $(CMOCKA_LIBS)
+
 check_PROGRAMS += tests/fuzz/fuzz_pack
 tests_fuzz_fuzz_pack_SOURCES = tests/fuzz/fuzz_pack.c daemon/pack.c
 tests_fuzz_fuzz_pack_CFLAGS = $(AM_CFLAGS) $(XXHASH_CFLAGS)
 tests_fuzz_fuzz_pack_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LINK_FLAGS)
 tests_fuzz_fuzz_pack_LDADD = $(FUZZ_MAIN_LIB) $(XXHASH_LIBS)
 FUZZ_TARGETS += fuzz_pack
+
+check_PROGRAMS += tests/fuzz/fuzz_packidx
+tests_fuzz_fuzz_packidx_SOURCES = tests/fuzz/fuzz_packidx.c daemon/packidx.c daemon/pack.c
+tests_fuzz_fuzz_packidx_CFLAGS = $(AM_CFLAGS) $(XXHASH_CFLAGS)
+tests_fuzz_fuzz_packidx_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LINK_FLAGS)
+tests_fuzz_fuzz_packidx_LDADD = $(FUZZ_MAIN_LIB) $(XXHASH_LIBS)
+FUZZ_TARGETS += fuzz_packidx
 
 # wireprobe: a raw and well-behaved test client of cairnd
 check_PROGRAMS += tests/integ/wireprobe

@@ -320,7 +320,8 @@ static int compact_one(struct packstore *ps)
 	pack_name(v->id, name);
 	if (unlinkat(ps->dir_fd, name, 0) < 0 || fsync(ps->dir_fd) < 0)
 		err = -errno;
-	free(v);
+	idxfile_unlink(ps, v->id);
+	pack_file_free(v);
 	__atomic_add_fetch(&ps->compactions, 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&ps->append_lock);
 	reserve_take(ps);                /* space came back: hold it again */

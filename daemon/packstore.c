@@ -29,11 +29,12 @@
 
 /*
  * packs/verified holds a pack id: every pack up to it is whole and checked,
- * and is never written again, so an open reads only the headers of its
- * records. Packs after it were written since, a crash may have torn their
- * last records, and an open reads them whole. It is written at open, once
- * every pack there is checked, and at a clean close, once every pack is
- * synced; new packs always take higher ids.
+ * and is never written again, so an open reads only its record list file
+ * (or, lacking one, the headers of its records). Packs after it were
+ * written since, a crash may have torn their last records, and an open
+ * reads them whole. It is written at open, once every pack there is
+ * checked, and at a clean close, once every pack is synced; new packs
+ * always take higher ids.
  */
 #define VERIFIED_NAME "verified"
 
@@ -147,6 +148,109 @@ void packs_drop(struct packstore *ps, struct pack_file *pf)
 			return;
 		}
 	}
+}
+
+void pack_file_free(struct pack_file *pf)
+{
+	if (!pf)
+		return;
+	free(pf->recs);
+	free(pf);
+}
+
+/* --- record list files (packidx.h) ---------------------------------------- */
+
+static void idxfile_name(uint32_t id, char out[16])
+{
+	snprintf(out, 16, "%08" PRIx32 ".idx", id);
+}
+
+void idxfile_unlink(struct packstore *ps, uint32_t id)
+{
+	char name[16];
+
+	idxfile_name(id, name);
+	(void)unlinkat(ps->dir_fd, name, 0);
+}
+
+/* Note a record of pf, as written or as the open found it. Memory
+ * running out costs only the record list file of this pack. */
+static void recs_add(struct pack_file *pf, enum pack_type type,
+		     const uint8_t *addr, uint64_t off, uint32_t len,
+		     struct pack_pos kill)
+{
+	struct packidx_ent *e;
+
+	if (pf->recs_lost)
+		return;
+	if (pf->n_recs == pf->cap_recs) {
+		size_t nc = pf->cap_recs ? 2 * pf->cap_recs : 64;
+		struct packidx_ent *nr = realloc(pf->recs, nc * sizeof(*nr));
+
+		if (!nr) {
+			pf->recs_lost = true;
+			return;
+		}
+		pf->recs = nr;
+		pf->cap_recs = nc;
+	}
+	e = &pf->recs[pf->n_recs++];
+	memcpy(e->addr, addr, PACK_ADDR_BYTES);
+	e->off = (uint32_t)off;
+	e->len = len;
+	e->type = type;
+	e->kill = type == PACK_TOMBSTONE ? kill : (struct pack_pos){ 0, 0 };
+}
+
+static void recs_drop(struct pack_file *pf)
+{
+	free(pf->recs);
+	pf->recs = NULL;
+	pf->n_recs = pf->cap_recs = 0;
+}
+
+/*
+ * Write the record list file of pf, a pack that is checked, synced and
+ * never written again, and let its list go. It is not synced: it is only
+ * a shortcut for the next open, which reads the pack's headers instead
+ * when the file is missing or does not check (a crash cut it short), and
+ * the rename means nobody meets half a file otherwise. Best effort: a
+ * failure costs that shortcut and nothing else.
+ */
+static void idxfile_write(struct packstore *ps, struct pack_file *pf)
+{
+	char name[16], tmp[24];
+	size_t len = packidx_size(pf->n_recs);
+	uint8_t *buf = NULL;
+	int fd = -1;
+	bool ok = false;
+
+	if (pf->recs_lost || !len || pf->n_recs > UINT32_MAX)
+		goto out;
+	buf = malloc(len);
+	if (!buf)
+		goto out;
+	packidx_encode(buf, pf->id, __atomic_load_n(&pf->size, __ATOMIC_RELAXED),
+		       pf->recs, pf->n_recs);
+	idxfile_name(pf->id, name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	fd = openat(ps->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		goto out;
+	{
+		struct iovec iov = { buf, len };
+
+		ok = fileio_pwritev_full(fd, &iov, 1, 0) == 0;
+	}
+	close(fd);
+	if (ok)
+		ok = renameat(ps->dir_fd, tmp, ps->dir_fd, name) == 0;
+	if (!ok)
+		(void)unlinkat(ps->dir_fd, tmp, 0);
+out:
+	free(buf);
+	recs_drop(pf);
+	pf->recs_lost = false;
 }
 
 int pread_full(int fd, uint8_t *buf, size_t len, uint64_t off)
@@ -306,6 +410,8 @@ have:
 		return err;
 	}
 	__atomic_store_n(&pf->size, off + rs, __ATOMIC_RELAXED);
+	recs_add(pf, type, addr, off, len,
+		 type == PACK_TOMBSTONE ? pack_tomb_decode(tomb) : (struct pack_pos){ 0, 0 });
 	if (type == PACK_TOMBSTONE)
 		__atomic_add_fetch(&pf->tomb, rs, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&pf->pending, 1, __ATOMIC_RELAXED);
@@ -325,6 +431,7 @@ struct scan_ctx {
 	struct packstore *ps;
 	struct pack_file *pf;
 	bool repaired;           /* a bad record's header was wiped */
+	bool collect;            /* note the records for a record list file */
 };
 
 static int scan_rec(void *arg, const struct pack_rec *r, bool verified)
@@ -348,6 +455,10 @@ static int scan_rec(void *arg, const struct pack_rec *r, bool verified)
 		ps->bad_records++;
 		return 0;
 	}
+	if (c->collect)
+		recs_add(c->pf, r->type, r->addr, r->off, r->len,
+			 r->type == PACK_TOMBSTONE ? pack_tomb_decode(r->data)
+						   : (struct pack_pos){ 0, 0 });
 	ent = idx_find(ps, r->addr, &at);
 	if (r->type == PACK_BLOCK) {
 		int err;
@@ -497,12 +608,55 @@ static int walk_all(struct scan_ctx *c, uint64_t size)
 	return err;
 }
 
-/* Read one pack into the index: headers only when `whole` (verified
- * before), else every byte. A pack too damaged to read (its header gone)
- * is left on disk, out of the store, and counted. */
+static int idxfile_rec(void *arg, const struct pack_rec *r)
+{
+	return scan_rec(arg, r, true);
+}
+
+/* A verified pack from its record list file: 0, or -EAGAIN when there is
+ * none or it does not check (the caller reads the headers instead). */
+static int read_idxfile(struct scan_ctx *c)
+{
+	char name[16];
+	struct stat sb;
+	uint8_t *buf = NULL;
+	int fd, err;
+
+	idxfile_name(c->pf->id, name);
+	fd = openat(c->ps->dir_fd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -EAGAIN : -errno;
+	err = fstat(fd, &sb) < 0 ? -errno : 0;
+	/* no more records than the pack has room for (64 bytes at least) */
+	if (!err && (sb.st_size < PACKIDX_HEADER ||
+		     (uint64_t)sb.st_size > packidx_size((size_t)(c->pf->size /
+								 PACK_REC_HEADER))))
+		err = -EAGAIN;
+	if (!err && !(buf = malloc((size_t)sb.st_size)))
+		err = -ENOMEM;
+	if (!err)
+		err = pread_full(fd, buf, (size_t)sb.st_size, 0);
+	close(fd);
+	if (!err) {
+		err = packidx_decode(buf, (size_t)sb.st_size, c->pf->id,
+				     c->pf->size, idxfile_rec, c);
+		if (err == -EBADMSG)
+			err = -EAGAIN;
+	} else if (err == -EBADMSG) {
+		err = -EAGAIN;           /* shrank while read */
+	}
+	free(buf);
+	return err;
+}
+
+/* Read one pack into the index: its record list file or, without a good
+ * one, the headers of its records when `whole` (verified before), else
+ * every byte; a pack read either way keeps its records for a new list
+ * file. A pack too damaged to read (its header gone) is left on disk, out
+ * of the store, and counted. */
 static int scan_pack(struct packstore *ps, uint32_t id, bool whole)
 {
-	struct scan_ctx c = { ps, NULL, false };
+	struct scan_ctx c = { ps, NULL, false, false };
 	uint8_t hdr[PACK_FILE_HEADER];
 	struct pack_file *pf;
 	struct stat sb;
@@ -551,12 +705,28 @@ static int scan_pack(struct packstore *ps, uint32_t id, bool whole)
 		return err;
 	}
 	c.pf = pf;
-	/* What the header walk indexed before it gave up is indexed again
-	 * the same way: a block held is not added twice, a tombstone kills
-	 * the same entries. */
+	/* The list file is all or nothing (packidx_decode checks it whole
+	 * first). What a header walk indexed before it gave up is indexed
+	 * again the same way: a block held is not added twice, a tombstone
+	 * kills the same entries; only its notes start again. */
+	err = whole ? read_idxfile(&c) : -EAGAIN;
+	if (!err) {
+		ps->open_index++;
+		return 0;
+	}
+	if (err != -EAGAIN)
+		return err;
+	c.collect = true;
 	err = whole ? walk_headers(&c, pf->size) : -EAGAIN;
-	if (err == -EAGAIN)
+	if (!err)
+		ps->open_headers++;
+	if (err == -EAGAIN) {
+		recs_drop(pf);
+		pf->recs_lost = false;
 		err = walk_all(&c, pf->size);
+		if (!err)
+			ps->open_whole++;
+	}
 	return err;
 }
 
@@ -639,6 +809,10 @@ int packstore_checkpoint(struct packstore *ps)
 		err = write_verified(ps, upto);
 	if (!err && n)
 		ps->verified = upto;
+	/* Their records are final: list them for the next open. Compaction
+	 * (compact_lock) cannot remove them meanwhile. */
+	for (size_t i = 0; !err && i < n; i++)
+		idxfile_write(ps, sealed[i]);
 	pthread_mutex_unlock(&ps->compact_lock);
 	free(sealed);
 	return err ? err : n > 0;
@@ -652,7 +826,43 @@ static void close_verified(struct packstore *ps)
 	for (size_t i = 0; i < ps->npacks; i++)
 		if (fdatasync(ps->packs[i]->fd) < 0)
 			return;
-	(void)write_verified(ps, ps->next_id - 1);
+	if (write_verified(ps, ps->next_id - 1) < 0)
+		return;
+	for (size_t i = 0; i < ps->npacks; i++)
+		if (ps->packs[i]->n_recs)
+			idxfile_write(ps, ps->packs[i]);
+}
+
+/* Record list files whose pack is gone (a crash between removing the one
+ * and the other) and temporary ones. At open, once every pack is read. */
+static void remove_stray_idxfiles(struct packstore *ps)
+{
+	int fd = dup(ps->dir_fd);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	struct dirent *e;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	rewinddir(d);    /* the dup shares list_ids' offset, at the end */
+	while ((e = readdir(d))) {
+		char *end;
+		unsigned long v;
+
+		if (strlen(e->d_name) < 12 || strncmp(e->d_name + 8, ".idx", 4))
+			continue;
+		v = strtoul(e->d_name, &end, 16);
+		if (end != e->d_name + 8)
+			continue;
+		if (strcmp(end, ".idx") == 0 && v <= UINT32_MAX &&
+		    pack_by_id(ps, (uint32_t)v))
+			continue;
+		if (strcmp(end, ".idx") == 0 || strcmp(end, ".idx.tmp") == 0)
+			(void)unlinkat(ps->dir_fd, e->d_name, 0);
+	}
+	closedir(d);
 }
 
 int packstore_open(const char *dir, struct packstore **out)
@@ -698,6 +908,13 @@ int packstore_open(const char *dir, struct packstore **out)
 	if (!err)
 		err = write_verified(ps, ps->next_id - 1);
 	ps->verified = ps->next_id - 1;
+	/* Every pack is verified now: those read without a list file get
+	 * one, so the next open reads none of them. */
+	for (size_t i = 0; !err && i < ps->npacks; i++)
+		if (ps->packs[i]->n_recs)
+			idxfile_write(ps, ps->packs[i]);
+	if (!err)
+		remove_stray_idxfiles(ps);
 	if (!err)
 		reserve_take(ps);
 	ps->ready = !err;
@@ -718,7 +935,7 @@ void packstore_close(struct packstore *ps)
 	close_verified(ps);
 	for (size_t i = 0; i < ps->npacks; i++) {
 		close(ps->packs[i]->fd);
-		free(ps->packs[i]);
+		pack_file_free(ps->packs[i]);
 	}
 	free(ps->packs);
 	for (unsigned s = 0; s < SLOTS; s++)
@@ -983,4 +1200,7 @@ void packstore_get_stats(struct packstore *ps, struct packstore_stats *out)
 	pthread_rwlock_unlock(&ps->lock);
 	out->bad_records = __atomic_load_n(&ps->bad_records, __ATOMIC_RELAXED);
 	out->compactions = __atomic_load_n(&ps->compactions, __ATOMIC_RELAXED);
+	out->open_index = ps->open_index;
+	out->open_headers = ps->open_headers;
+	out->open_whole = ps->open_whole;
 }

@@ -20,11 +20,14 @@
  *     the copies and removes the old pack.
  *
  * packstore_open rebuilds the index from the packs. Those written since the
- * last open, clean close or checkpoint (packstore_checkpoint) are read whole, records checked against their
- * checksums: a record torn by a crash (never acknowledged: its PUT waited
- * for the sync) or damaged on disk is dropped (its header wiped) and the
- * walk goes on at the next record that checks. Older packs, checked then
- * and never written since, are read a record header at a time.
+ * last open, clean close or checkpoint (packstore_checkpoint) are read
+ * whole, records checked against their checksums: a record torn by a crash
+ * (never acknowledged: its PUT waited for the sync) or damaged on disk is
+ * dropped (its header wiped) and the walk goes on at the next record that
+ * checks. Older packs, checked then and never written since, are read from
+ * their record list files (packidx.h), written when they were checked; a
+ * pack whose list is missing or does not check is read a record header at
+ * a time, and gets its list again.
  *
  * Records of one pack are appended in order under one lock, so a sync that
  * covers a record covers every record before it in that pack.
@@ -59,6 +62,9 @@ struct packstore_stats {
 	uint64_t dead_bytes;             /* of those, what compaction frees */
 	uint64_t bad_records;            /* failed their checksum at open */
 	uint64_t compactions;
+	/* How the open read the packs: from their record list files
+	 * (packidx.h), by their record headers, or every byte. */
+	uint64_t open_index, open_headers, open_whole;
 };
 
 /* Open DIR (created if missing) and read every pack in it. Returns 0 or

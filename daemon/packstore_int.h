@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "daemon/packidx.h"
 #include "daemon/packstore.h"
 
 #define SLOTS 16384u
@@ -36,6 +37,14 @@ struct pack_file {
 	uint32_t pending;        /* atomic: tickets not yet committed */
 	bool failed;             /* atomic: a sync of it failed */
 	uint32_t readers;        /* atomic: GETs reading it without the lock */
+	/* Its records in order, kept until its record list file is written
+	 * (once it is checked and the store moved on from it); recs_lost
+	 * when one could not be kept, so that no file is written for it.
+	 * Appended under append_lock while it is the newest pack, or by the
+	 * open. */
+	struct packidx_ent *recs;
+	size_t n_recs, cap_recs;
+	bool recs_lost;
 };
 
 struct idx_ent {
@@ -62,6 +71,8 @@ struct packstore {
 	uint64_t limit;                  /* atomic */
 	uint64_t blocks, bytes;          /* under lock */
 	uint64_t bad_records, compactions; /* atomic */
+	uint64_t open_index, open_headers, open_whole; /* how the open read
+					  * each pack (packstore_stats) */
 	bool reserve_held;               /* under append_lock */
 	bool ready;                      /* opened: a close may verify packs */
 	uint32_t verified;               /* what packs/verified says; under
@@ -82,6 +93,12 @@ void idx_remove(struct packstore *ps, struct idx_ent *ent);
 struct pack_file *pack_by_id(struct packstore *ps, uint32_t id);
 void pack_name(uint32_t id, char out[16]);
 void packs_drop(struct packstore *ps, struct pack_file *pf);
+/* Remove pack id's record list file (NNNNNNNN.idx, packidx.h), if any:
+ * with its pack gone it names records that are not there. One that a
+ * crash leaves behind is removed by the next open. */
+void idxfile_unlink(struct packstore *ps, uint32_t id);
+/* Free a pack's struct and record list (not its fd). */
+void pack_file_free(struct pack_file *pf);
 
 int pread_full(int fd, uint8_t *buf, size_t len, uint64_t off);
 

@@ -818,6 +818,11 @@ int srv_new(const struct srv_opts *o, struct srv **out)
 			 "holding %llu bytes", (unsigned long long)ss.blocks,
 			 (unsigned long long)ss.bytes, (unsigned long long)ss.packs,
 			 (unsigned long long)ss.pack_bytes);
+		log_info("block store: packs read at start: %llu from their "
+			 "record lists, %llu by record headers, %llu whole",
+			 (unsigned long long)ss.packs_open_index,
+			 (unsigned long long)ss.packs_open_headers,
+			 (unsigned long long)ss.packs_open_whole);
 		/* Dropped at open: torn by a crash (never acknowledged) or
 		 * rotted on disk; the other owners keep their copies. */
 		if (ss.corrupt)

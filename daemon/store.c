@@ -869,4 +869,7 @@ void store_get_stats(struct store *st, struct store_stats *out)
 	out->pack_bytes = ps.pack_bytes;
 	out->pack_dead_bytes = ps.dead_bytes;
 	out->compactions = ps.compactions;
+	out->packs_open_index = ps.open_index;
+	out->packs_open_headers = ps.open_headers;
+	out->packs_open_whole = ps.open_whole;
 }

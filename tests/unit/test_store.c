@@ -5,6 +5,7 @@
  * CAIRNFS_TEST_SEED).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <fcntl.h>
@@ -779,9 +780,11 @@ static void test_damaged_pack_records_are_reported_and_skipped(void **state)
 	flip_byte(pb, ob + 1234, 0x10);           /* one bit of b's bytes */
 	assert_int_equal(store_get(f->st, b, &got, &got_len), -EBADMSG);
 	assert_null(got);
-	/* one bit of a's header (its address) */
+	/* one bit of a's header (its address); the open after a crash reads
+	 * the pack whole (a clean one reads its record list: see
+	 * test_record_lists_are_read_at_open) */
 	flip_byte(pa, oa - PACK_REC_HEADER + 20, 0x01);
-	reopen(f);
+	crash_reopen(f);
 	assert_int_equal(store_has(f->st, a), 0);
 	assert_int_equal(store_has(f->st, b), 0);
 	expect_small(f->st, 7003);
@@ -976,6 +979,231 @@ static void test_clean_open_reads_headers_crash_open_reads_all(void **state)
 	(void)c;
 }
 
+
+/* --- record list files (daemon/packidx.h) --------------------------------- */
+
+/* The record list files in the store's packs dir, sorted, as full paths
+ * (at most max); returns how many there are. */
+static int idx_files(struct fixture *f, char (*out)[512], int max)
+{
+	char dir[128];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	snprintf(dir, sizeof(dir), "%s/packs", f->dir);
+	d = opendir(dir);
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+
+		if (l < 4 || strcmp(e->d_name + l - 4, ".idx"))
+			continue;
+		assert_true(n < max);
+		snprintf(out[n++], 512, "%s/%s", dir, e->d_name);
+	}
+	closedir(d);
+	qsort(out, (size_t)n, sizeof(*out), (int (*)(const void *, const void *))strcmp);
+	return n;
+}
+
+/* The list file a pack file would have. */
+static void idx_of_pack(const char *pack, char *out, size_t len)
+{
+	const char *dot = strrchr(pack, '.');
+
+	assert_non_null(dot);
+	snprintf(out, len, "%.*s.idx", (int)(dot - pack), pack);
+}
+
+static bool exists(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0;
+}
+
+static void expect_open_counts(struct fixture *f, uint64_t index,
+			       uint64_t headers, uint64_t whole)
+{
+	struct store_stats s;
+
+	store_get_stats(f->st, &s);
+	assert_int_equal(s.packs_open_index, index);
+	assert_int_equal(s.packs_open_headers, headers);
+	assert_int_equal(s.packs_open_whole, whole);
+}
+
+/* The blocks of tags [base, base + n), every third deleted. */
+static void expect_thirds(struct fixture *f, unsigned long long base, int n,
+			  uint8_t (*addr)[32])
+{
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(store_has(f->st, addr[i]), i % 3 ? 1 : 0);
+		if (i % 3)
+			expect_small(f->st, base + (unsigned long long)i);
+	}
+}
+
+/* After a clean close every pack has a record list file, and the next
+ * open reads those instead of the packs; what it finds is what a walk of
+ * the headers finds. Damage to a record's header after its pack was
+ * listed goes unseen by the open, and its GET reports it. */
+static void test_record_lists_are_read_at_open(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 60 };
+	uint8_t addr[N][32], *got = NULL;
+	char lists[64][512], pa[512];
+	size_t got_len = 0;
+	struct store_stats s;
+	uint64_t oa, packs;
+	int n;
+
+	store_set_pack_limit(f->st, 32 * 1024);    /* several packs */
+	for (int i = 0; i < N; i++)
+		put_small(f->st, 8000 + (unsigned long long)i, addr[i]);
+	for (int i = 0; i < N; i += 3)
+		assert_int_equal(store_delete(f->st, addr[i]), 0);
+	reopen(f);
+	store_get_stats(f->st, &s);
+	packs = s.packs;
+	assert_true(packs >= 4);
+	assert_int_equal(idx_files(f, lists, 64), (int)packs);
+	expect_open_counts(f, packs, 0, 0);
+	expect_thirds(f, 8000, N, addr);
+	assert_int_equal(s.blocks, N - N / 3);
+
+	assert_int_equal(store_block_locate(f->st, addr[1], pa, sizeof(pa), &oa), 0);
+	store_close(f->st);
+	f->st = NULL;
+	flip_byte(pa, oa - PACK_REC_HEADER + 20, 0x01);   /* a's address */
+	assert_int_equal(store_open(f->dir, &f->st), 0);
+	expect_open_counts(f, packs, 0, 0);
+	assert_int_equal(store_has(f->st, addr[1]), 1);
+	assert_int_equal(store_get(f->st, addr[1], &got, &got_len), -EBADMSG);
+	assert_null(got);
+
+	/* Without the lists: the headers, and the damaged pack whole. */
+	n = idx_files(f, lists, 64);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(unlink(lists[i]), 0);
+	reopen(f);
+	expect_open_counts(f, 0, packs - 1, 1);
+	assert_int_equal(store_has(f->st, addr[1]), 0);
+	for (int i = 2; i < N; i++) {
+		assert_int_equal(store_has(f->st, addr[i]), i % 3 ? 1 : 0);
+		if (i % 3)
+			expect_small(f->st, 8000 + (unsigned long long)i);
+	}
+	store_get_stats(f->st, &s);
+	assert_int_equal(s.blocks, N - N / 3 - 1);
+	/* and they were written again */
+	assert_int_equal(idx_files(f, lists, 64), (int)packs);
+	reopen(f);
+	expect_open_counts(f, packs, 0, 0);
+	assert_int_equal(store_has(f->st, addr[1]), 0);
+	store_get_stats(f->st, &s);
+	assert_int_equal(s.blocks, N - N / 3 - 1);
+}
+
+/* A list file that does not check is not used: damaged, cut short, or one
+ * of another pack. The open reads those packs' headers, finds every block,
+ * and writes their lists again. */
+static void test_bad_record_lists_are_ignored(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 60 };
+	uint8_t addr[N][32];
+	char lists[64][512], cmd[1200];
+	struct store_stats s;
+	uint64_t packs;
+
+	store_set_pack_limit(f->st, 32 * 1024);
+	for (int i = 0; i < N; i++)
+		put_small(f->st, 8100 + (unsigned long long)i, addr[i]);
+	for (int i = 0; i < N; i += 3)
+		assert_int_equal(store_delete(f->st, addr[i]), 0);
+	reopen(f);
+	store_get_stats(f->st, &s);
+	packs = s.packs;
+	assert_true(packs >= 4);
+	assert_int_equal(idx_files(f, lists, 64), (int)packs);
+	store_close(f->st);
+	f->st = NULL;
+	flip_byte(lists[0], 40, 0x04);           /* inside the first record */
+	assert_int_equal(truncate(lists[1], 100), 0);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", lists[3], lists[2]);
+	assert_int_equal(system(cmd), 0);        /* another pack's */
+	assert_int_equal(store_open(f->dir, &f->st), 0);
+	expect_open_counts(f, packs - 3, 3, 0);
+	expect_thirds(f, 8100, N, addr);
+	store_get_stats(f->st, &s);
+	assert_int_equal(s.blocks, N - N / 3);
+	assert_int_equal(s.corrupt, 0);
+	reopen(f);
+	expect_open_counts(f, packs, 0, 0);
+	expect_thirds(f, 8100, N, addr);
+}
+
+/* A pack gets its list once the store has moved on from it and checked
+ * it, while running; the list goes when compaction removes the pack, and
+ * lists without a pack (a crash between the two) go at the next open. */
+static void test_record_lists_follow_their_packs(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 13 };
+	uint8_t addr[N][32];
+	char pa[512], pn[512], la[512], ln[512], stray[3][512];
+	uint64_t off;
+	unsigned v = 0;
+
+	store_set_pack_limit(f->st, 15400);      /* 5 records a pack */
+	for (int i = 0; i < N; i++)
+		put_small(f->st, 8200 + (unsigned long long)i, addr[i]);
+	assert_int_equal(store_block_locate(f->st, addr[0], pa, sizeof(pa), &off), 0);
+	assert_int_equal(store_block_locate(f->st, addr[N - 1], pn, sizeof(pn), &off), 0);
+	idx_of_pack(pa, la, sizeof(la));
+	idx_of_pack(pn, ln, sizeof(ln));
+	for (int n = 0; n < 200 && (v < pack_id_of(pa) || !exists(la)); n++) {
+		usleep(10000);                   /* the committer's idle turn */
+		v = verified_id(f);
+	}
+	assert_true(v >= pack_id_of(pa));
+	assert_true(exists(la));
+	assert_false(exists(ln));                /* still written to */
+
+	/* every block of the first pack deleted: compaction removes it */
+	for (int i = 0; i < N; i++) {
+		char p[512];
+
+		assert_int_equal(store_block_locate(f->st, addr[i], p, sizeof(p), &off), 0);
+		if (!strcmp(p, pa))
+			assert_int_equal(store_delete(f->st, addr[i]), 0);
+	}
+	compact_all(f->st);       /* the committer may have done it already */
+	assert_false(exists(pa));
+	assert_false(exists(la));
+
+	snprintf(stray[0], 512, "%s/packs/0000abcd.idx", f->dir);
+	snprintf(stray[1], 512, "%s/packs/%.8s.idx.tmp", f->dir, strrchr(pn, '/') + 1);
+	snprintf(stray[2], 512, "%s/packs/notes.idx", f->dir);
+	for (int i = 0; i < 3; i++) {
+		FILE *fp = fopen(stray[i], "w");
+
+		assert_non_null(fp);
+		fputs("x\n", fp);
+		fclose(fp);
+	}
+	reopen(f);
+	assert_false(exists(stray[0]));
+	assert_false(exists(stray[1]));
+	assert_true(exists(stray[2]));           /* not a name we make */
+	assert_true(exists(ln));                 /* the close listed it */
+	for (int i = 0; i < N; i++)
+		if (store_has(f->st, addr[i]))
+			expect_small(f->st, 8200 + (unsigned long long)i);
+}
 
 /* Deleting most blocks makes packs mostly dead; compaction copies what
  * lives forward, removes the old packs, and the space comes back. */
@@ -1240,6 +1468,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_torn_pack_tail_loses_nothing_acknowledged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_pack_records_are_reported_and_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clean_open_reads_headers_crash_open_reads_all, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_record_lists_are_read_at_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_record_lists_are_ignored, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_record_lists_follow_their_packs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_reads_only_packs_written_since_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_new_packs_never_reuse_a_verified_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sealed_packs_are_verified_while_running, setup, teardown),
