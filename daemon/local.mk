@@ -64,6 +64,12 @@ tests_bench_storebench_SOURCES = tests/bench/storebench.c
 tests_bench_storebench_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
 tests_bench_storebench_LDADD = $(DAEMON_LIBS) $(PTHREAD_LIBS)
 
+# tidybench: how long a PUT waits while the store compacts beside it
+noinst_PROGRAMS += tests/bench/tidybench
+tests_bench_tidybench_SOURCES = tests/bench/tidybench.c
+tests_bench_tidybench_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS)
+tests_bench_tidybench_LDADD = $(DAEMON_LIBS) $(PTHREAD_LIBS)
+
 DAEMON_INTEG = tests/integ/t-daemon-badinput.sh \
 	tests/integ/t-daemon-durable.sh tests/integ/t-daemon-gossip.sh \
 	tests/integ/t-daemon-fulldisk.sh

@@ -8,6 +8,13 @@
  * commit). A DELETE takes the block out of the index at once and is
  * answered once its tombstone is durable, with the same batch.
  *
+ * The tidier thread compacts packs and moves packs/verified up
+ * (packstore_compact, packstore_checkpoint) whenever the committer has
+ * nothing queued, one pack at a time, looking at the queue again between
+ * two. It runs beside the committer, not on it: a PUT that comes in while
+ * a 64 MiB pack is being copied is synced and answered by the committer at
+ * once instead of waiting for the copy to end.
+ *
  * Block files: older daemons kept each block in DIR/blocks/SSSS/<address>
  * (SSSS the slot in hex), a 24-byte header (magic "CRB2", u32 length,
  * XXH3-128 of the block; "CRB1" with BLAKE2b-128 in the first format)
@@ -59,6 +66,12 @@ struct store {
 	struct put_entry *put_head, **put_tail;
 	bool committer_running, committer_stop;
 	pthread_t committer;
+	/* The tidier, under put_lock: `committing` while the committer works
+	 * on a batch; `tidy_due` once a batch is done (packs may have died),
+	 * until a tidy turn finds nothing to compact. */
+	pthread_cond_t tidy_cond;
+	bool committing, tidy_due, tidier_running, tidier_stop;
+	pthread_t tidier;
 	bool direct;                     /* atomic: O_DIRECT still in use */
 	struct packstore *packs;
 	/* Block files found at open. Only while there were any does a PUT
@@ -167,6 +180,7 @@ static int slot_scan(struct store *st, unsigned slot)
 }
 
 static void *committer_main(void *arg);
+static void *tidier_main(void *arg);
 
 /* The pack files, DIR/packs (packstore.h). */
 static int open_packs(struct store *st, const char *dir)
@@ -202,6 +216,8 @@ int store_open(const char *dir, struct store **out)
 	st->blocks_fd = -1;
 	pthread_mutex_init(&st->put_lock, NULL);
 	pthread_cond_init(&st->put_cond, NULL);
+	pthread_cond_init(&st->tidy_cond, NULL);
+	st->tidy_due = true;             /* a pack may be half dead from before */
 	st->put_tail = &st->put_head;
 	st->direct = true;
 	if (asprintf(&path, "%s/blocks", dir) < 0) {
@@ -225,6 +241,10 @@ int store_open(const char *dir, struct store **out)
 		err = -pthread_create(&st->committer, NULL, committer_main, st);
 		st->committer_running = !err;
 	}
+	if (!err) {
+		err = -pthread_create(&st->tidier, NULL, tidier_main, st);
+		st->tidier_running = !err;
+	}
 out:
 	free(path);
 	if (err) {
@@ -239,6 +259,13 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
+	if (st->tidier_running) {        /* a compaction under way ends first */
+		pthread_mutex_lock(&st->put_lock);
+		st->tidier_stop = true;
+		pthread_cond_signal(&st->tidy_cond);
+		pthread_mutex_unlock(&st->put_lock);
+		pthread_join(st->tidier, NULL);
+	}
 	if (st->committer_running) {     /* it answers what is queued first */
 		pthread_mutex_lock(&st->put_lock);
 		st->committer_stop = true;
@@ -249,6 +276,7 @@ void store_close(struct store *st)
 	packstore_close(st->packs);
 	pthread_mutex_destroy(&st->put_lock);
 	pthread_cond_destroy(&st->put_cond);
+	pthread_cond_destroy(&st->tidy_cond);
 	if (st->blocks_fd >= 0)
 		close(st->blocks_fd);
 	free(st->root);
@@ -331,7 +359,6 @@ static void commit_batch(struct store *st, struct put_entry *batch)
 static void *committer_main(void *arg)
 {
 	struct store *st = arg;
-	bool compact_due = true;         /* a pack may be half dead from before */
 
 	thread_name("store-commit");
 
@@ -342,30 +369,51 @@ static void *committer_main(void *arg)
 		if (!batch) {
 			if (st->committer_stop)
 				break;
-			if (compact_due) {
-				/* Idle: compact one pack, then look at the
-				 * queue again before the next. */
-				int r;
-
-				pthread_mutex_unlock(&st->put_lock);
-				r = packstore_compact(st->packs);
-				if (r == 0)      /* then mark what is sealed */
-					r = packstore_checkpoint(st->packs) < 0 ? -1 : 0;
-				if (r < 0)
-					STAT_ADD(st, errors, 1);
-				compact_due = r == 1;
-				pthread_mutex_lock(&st->put_lock);
-				continue;
-			}
 			pthread_cond_wait(&st->put_cond, &st->put_lock);
 			continue;
 		}
 		st->put_head = NULL;
 		st->put_tail = &st->put_head;
+		st->committing = true;
 		pthread_mutex_unlock(&st->put_lock);
 		commit_batch(st, batch);
-		compact_due = true;
 		pthread_mutex_lock(&st->put_lock);
+		st->committing = false;
+		st->tidy_due = true;
+		if (!st->put_head)       /* idle now: the tidier's turn */
+			pthread_cond_signal(&st->tidy_cond);
+	}
+	pthread_mutex_unlock(&st->put_lock);
+	return NULL;
+}
+
+/* Compact one pack at a time while the committer has nothing to do, then
+ * mark what is sealed as verified; sleep until a batch is done. */
+static void *tidier_main(void *arg)
+{
+	struct store *st = arg;
+
+	thread_name("store-tidy");
+
+	pthread_mutex_lock(&st->put_lock);
+	while (!st->tidier_stop) {
+		int r;
+
+		if (!st->tidy_due || st->committing || st->put_head) {
+			pthread_cond_wait(&st->tidy_cond, &st->put_lock);
+			continue;
+		}
+		/* A batch done during this turn sets it again. */
+		st->tidy_due = false;
+		pthread_mutex_unlock(&st->put_lock);
+		r = packstore_compact(st->packs);
+		if (r == 0)              /* nothing left to compact */
+			r = packstore_checkpoint(st->packs) < 0 ? -1 : 0;
+		if (r < 0)
+			STAT_ADD(st, errors, 1);
+		pthread_mutex_lock(&st->put_lock);
+		if (r == 1)              /* one pack done, maybe more to do */
+			st->tidy_due = true;
 	}
 	pthread_mutex_unlock(&st->put_lock);
 	return NULL;

@@ -112,8 +112,9 @@ int store_block_locate(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 /* Start a new pack file once the newest reaches this size (default 64 MiB;
  * tests make it small to see rotation and compaction). */
 void store_set_pack_limit(struct store *st, uint64_t bytes);
-/* Compact one pack file that is more than half dead (the committer does
- * this by itself when idle). 1 did one, 0 none to do, -errno. */
+/* Compact one pack file that is more than half dead (the store's tidier
+ * thread does this by itself whenever no PUT is waiting). 1 did one, 0
+ * none to do, -errno. */
 int store_compact(struct store *st);
 
 #endif

@@ -902,7 +902,7 @@ static void test_sealed_packs_are_verified_while_running(void **state)
 	assert_int_equal(store_block_locate(f->st, a, pa, sizeof(pa), &oa), 0);
 	assert_int_equal(store_block_locate(f->st, b, pb, sizeof(pb), &ob), 0);
 	for (int n = 0; n < 200 && v < pack_id_of(pa); n++) {
-		usleep(10000);                      /* the committer's idle turn */
+		usleep(10000);                      /* the tidier's turn */
 		v = verified_id(f);
 	}
 	assert_true(v >= pack_id_of(pa));
@@ -1166,7 +1166,7 @@ static void test_record_lists_follow_their_packs(void **state)
 	idx_of_pack(pa, la, sizeof(la));
 	idx_of_pack(pn, ln, sizeof(ln));
 	for (int n = 0; n < 200 && (v < pack_id_of(pa) || !exists(la)); n++) {
-		usleep(10000);                   /* the committer's idle turn */
+		usleep(10000);                   /* the tidier's turn */
 		v = verified_id(f);
 	}
 	assert_true(v >= pack_id_of(pa));
