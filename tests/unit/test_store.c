@@ -1045,6 +1045,28 @@ static void expect_thirds(struct fixture *f, unsigned long long base, int n,
 	}
 }
 
+/* A store of N small blocks of tags [base, base + n) over several packs,
+ * every third deleted, closed cleanly and opened again; its pack count,
+ * which is also the number of list files it has. */
+static uint64_t listed_store(struct fixture *f, unsigned long long base,
+			     int n, uint8_t (*addr)[32])
+{
+	char lists[64][512];
+	struct store_stats s;
+
+	store_set_pack_limit(f->st, 32 * 1024);    /* several packs */
+	for (int i = 0; i < n; i++)
+		put_small(f->st, base + (unsigned long long)i, addr[i]);
+	for (int i = 0; i < n; i += 3)
+		assert_int_equal(store_delete(f->st, addr[i]), 0);
+	reopen(f);
+	store_get_stats(f->st, &s);
+	assert_true(s.packs >= 4);
+	assert_int_equal(idx_files(f, lists, 64), (int)s.packs);
+	assert_int_equal(s.blocks, n - (n + 2) / 3);
+	return s.packs;
+}
+
 /* After a clean close every pack has a record list file, and the next
  * open reads those instead of the packs; what it finds is what a walk of
  * the headers finds. Damage to a record's header after its pack was
@@ -1060,19 +1082,9 @@ static void test_record_lists_are_read_at_open(void **state)
 	uint64_t oa, packs;
 	int n;
 
-	store_set_pack_limit(f->st, 32 * 1024);    /* several packs */
-	for (int i = 0; i < N; i++)
-		put_small(f->st, 8000 + (unsigned long long)i, addr[i]);
-	for (int i = 0; i < N; i += 3)
-		assert_int_equal(store_delete(f->st, addr[i]), 0);
-	reopen(f);
-	store_get_stats(f->st, &s);
-	packs = s.packs;
-	assert_true(packs >= 4);
-	assert_int_equal(idx_files(f, lists, 64), (int)packs);
+	packs = listed_store(f, 8000, N, addr);
 	expect_open_counts(f, packs, 0, 0);
 	expect_thirds(f, 8000, N, addr);
-	assert_int_equal(s.blocks, N - N / 3);
 
 	assert_int_equal(store_block_locate(f->st, addr[1], pa, sizeof(pa), &oa), 0);
 	store_close(f->st);
@@ -1119,15 +1131,7 @@ static void test_bad_record_lists_are_ignored(void **state)
 	struct store_stats s;
 	uint64_t packs;
 
-	store_set_pack_limit(f->st, 32 * 1024);
-	for (int i = 0; i < N; i++)
-		put_small(f->st, 8100 + (unsigned long long)i, addr[i]);
-	for (int i = 0; i < N; i += 3)
-		assert_int_equal(store_delete(f->st, addr[i]), 0);
-	reopen(f);
-	store_get_stats(f->st, &s);
-	packs = s.packs;
-	assert_true(packs >= 4);
+	packs = listed_store(f, 8100, N, addr);
 	assert_int_equal(idx_files(f, lists, 64), (int)packs);
 	store_close(f->st);
 	f->st = NULL;
