@@ -27,13 +27,13 @@ tests_unit_test_store_LDADD = $(DAEMON_LIBS) $(CMOCKA_LIBS)
 
 check_PROGRAMS += tests/unit/test_pack
 TESTS += tests/unit/test_pack
-tests_unit_test_pack_SOURCES = tests/unit/test_pack.c
+tests_unit_test_pack_SOURCES = tests/unit/test_pack.c tests/unit/testrng.h
 tests_unit_test_pack_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(XXHASH_CFLAGS)
 tests_unit_test_pack_LDADD = $(DAEMON_LIBS) $(CMOCKA_LIBS)
 
 check_PROGRAMS += tests/unit/test_packidx
 TESTS += tests/unit/test_packidx
-tests_unit_test_packidx_SOURCES = tests/unit/test_packidx.c
+tests_unit_test_packidx_SOURCES = tests/unit/test_packidx.c tests/unit/testrng.h
 tests_unit_test_packidx_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(XXHASH_CFLAGS)
 tests_unit_test_packidx_LDADD = $(DAEMON_LIBS) $(CMOCKA_LIBS)
 

@@ -9,36 +9,26 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "cluster/proto.h"   /* the little-endian helpers */
+
 static const uint8_t FILE_MAGIC[4] = { 'C', 'R', 'P', 'K' };
 static const uint8_t REC_MAGIC[4] = { 'C', 'R', 'K', '1' };
 #define PACK_VERSION 1u
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
 void pack_file_header(uint8_t out[PACK_FILE_HEADER], uint32_t id)
 {
 	memcpy(out, FILE_MAGIC, 4);
-	put32(out + 4, PACK_VERSION);
-	put32(out + 8, id);
-	put32(out + 12, 0);
+	proto_put_u32(out + 4, PACK_VERSION);
+	proto_put_u32(out + 8, id);
+	proto_put_u32(out + 12, 0);
 }
 
 int pack_check_file_header(const uint8_t *buf, size_t len, uint32_t *id)
 {
 	if (len < PACK_FILE_HEADER || memcmp(buf, FILE_MAGIC, 4) ||
-	    get32(buf + 4) != PACK_VERSION || get32(buf + 12) != 0)
+	    proto_get_u32(buf + 4) != PACK_VERSION || proto_get_u32(buf + 12) != 0)
 		return -EBADMSG;
-	*id = get32(buf + 8);
+	*id = proto_get_u32(buf + 8);
 	return 0;
 }
 
@@ -70,21 +60,21 @@ void pack_rec_header(uint8_t out[PACK_REC_HEADER], enum pack_type type,
 	memset(out, 0, PACK_REC_HEADER);
 	memcpy(out, REC_MAGIC, 4);
 	out[4] = (uint8_t)type;
-	put32(out + 8, len);
+	proto_put_u32(out + 8, len);
 	memcpy(out + 16, addr, PACK_ADDR_BYTES);
 	data_sum(addr, data, len, out + 48);
-	put32(out + 12, header_sum(out));
+	proto_put_u32(out + 12, header_sum(out));
 }
 
 void pack_tomb_encode(uint8_t out[PACK_TOMB_BYTES], struct pack_pos killed_before)
 {
-	put32(out, killed_before.pack);
-	put32(out + 4, killed_before.off);
+	proto_put_u32(out, killed_before.pack);
+	proto_put_u32(out + 4, killed_before.off);
 }
 
 struct pack_pos pack_tomb_decode(const uint8_t in[PACK_TOMB_BYTES])
 {
-	struct pack_pos p = { get32(in), get32(in + 4) };
+	struct pack_pos p = { proto_get_u32(in), proto_get_u32(in + 4) };
 
 	return p;
 }
@@ -103,9 +93,9 @@ bool pack_rec_decode_header(const uint8_t *buf, uint64_t avail,
 	uint32_t len;
 
 	if (avail < PACK_REC_HEADER || memcmp(buf, REC_MAGIC, 4) ||
-	    buf[5] || buf[6] || buf[7] || get32(buf + 12) != header_sum(buf))
+	    buf[5] || buf[6] || buf[7] || proto_get_u32(buf + 12) != header_sum(buf))
 		return false;
-	len = get32(buf + 8);
+	len = proto_get_u32(buf + 8);
 	switch (buf[4]) {
 	case PACK_BLOCK:
 		if (len >= PACK_MAX_BLOCK)

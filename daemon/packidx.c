@@ -9,31 +9,10 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "cluster/proto.h"   /* the little-endian helpers */
+
 static const uint8_t MAGIC[4] = { 'C', 'R', 'P', 'I' };
 #define PACKIDX_VERSION 1u
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 static void checksum(const uint8_t *buf, size_t len, uint8_t out[PACKIDX_TRAILER])
 {
@@ -57,20 +36,20 @@ void packidx_encode(uint8_t *out, uint32_t id, uint64_t pack_size,
 
 	memset(out, 0, PACKIDX_HEADER);
 	memcpy(out, MAGIC, 4);
-	put32(out + 4, PACKIDX_VERSION);
-	put32(out + 8, id);
-	put32(out + 12, (uint32_t)n);
-	put64(out + 16, pack_size);
+	proto_put_u32(out + 4, PACKIDX_VERSION);
+	proto_put_u32(out + 8, id);
+	proto_put_u32(out + 12, (uint32_t)n);
+	proto_put_u64(out + 16, pack_size);
 	for (size_t i = 0; i < n; i++, p += PACKIDX_ENTRY) {
 		bool tomb = e[i].type == PACK_TOMBSTONE;
 
 		memcpy(p, e[i].addr, PACK_ADDR_BYTES);
-		put32(p + 32, e[i].off);
-		put32(p + 36, e[i].len);
+		proto_put_u32(p + 32, e[i].off);
+		proto_put_u32(p + 36, e[i].len);
 		p[40] = (uint8_t)e[i].type;
 		p[41] = p[42] = p[43] = 0;
-		put32(p + 44, tomb ? e[i].kill.pack : 0);
-		put32(p + 48, tomb ? e[i].kill.off : 0);
+		proto_put_u32(p + 44, tomb ? e[i].kill.pack : 0);
+		proto_put_u32(p + 48, tomb ? e[i].kill.off : 0);
 	}
 	checksum(out, (size_t)(p - out), p);
 }
@@ -79,13 +58,13 @@ void packidx_encode(uint8_t *out, uint32_t id, uint64_t pack_size,
  * pack_size bytes; moves *next past it. The same rules pack_parse keeps. */
 static bool entry_ok(const uint8_t *p, uint64_t pack_size, uint64_t *next)
 {
-	uint32_t off = get32(p + 32), len = get32(p + 36);
+	uint32_t off = proto_get_u32(p + 32), len = proto_get_u32(p + 36);
 	uint8_t type = p[40];
 
 	if (p[41] || p[42] || p[43])
 		return false;
 	if (type == PACK_BLOCK) {
-		if (len >= PACK_MAX_BLOCK || get32(p + 44) || get32(p + 48))
+		if (len >= PACK_MAX_BLOCK || proto_get_u32(p + 44) || proto_get_u32(p + 48))
 			return false;
 	} else if (type != PACK_TOMBSTONE || len != PACK_TOMB_BYTES) {
 		return false;
@@ -108,10 +87,10 @@ int packidx_decode(const uint8_t *buf, size_t len, uint32_t id,
 	const uint8_t *p;
 
 	if (len < PACKIDX_HEADER + PACKIDX_TRAILER || memcmp(buf, MAGIC, 4) ||
-	    get32(buf + 4) != PACKIDX_VERSION || get32(buf + 8) != id ||
-	    get64(buf + 16) != pack_size || get64(buf + 24))
+	    proto_get_u32(buf + 4) != PACKIDX_VERSION || proto_get_u32(buf + 8) != id ||
+	    proto_get_u64(buf + 16) != pack_size || proto_get_u64(buf + 24))
 		return -EBADMSG;
-	n = get32(buf + 12);
+	n = proto_get_u32(buf + 12);
 	if (packidx_size(n) != len)
 		return -EBADMSG;
 	checksum(buf, len - PACKIDX_TRAILER, sum);
@@ -129,8 +108,8 @@ int packidx_decode(const uint8_t *buf, size_t len, uint32_t id,
 		int rc;
 
 		memcpy(r.addr, p, PACK_ADDR_BYTES);
-		r.off = get32(p + 32);
-		r.len = get32(p + 36);
+		r.off = proto_get_u32(p + 32);
+		r.len = proto_get_u32(p + 36);
 		r.type = (enum pack_type)p[40];
 		/* the kill point, stored as the tombstone stores it */
 		r.data = r.type == PACK_TOMBSTONE ? p + 44 : NULL;

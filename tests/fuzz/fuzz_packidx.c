@@ -24,6 +24,7 @@
 
 #include <xxhash.h>
 
+#include "cluster/proto.h"
 #include "daemon/pack.h"
 #include "daemon/packidx.h"
 
@@ -40,15 +41,6 @@ struct walk {
 	size_t calls, cap;
 	size_t stop_at;          /* return 1 at this call; 0 never */
 };
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 static int check_rec(void *arg, const struct pack_rec *r)
 {
@@ -161,9 +153,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < PREFIX)
 		return 0;
-	id = (uint32_t)data[0] | (uint32_t)data[1] << 8 |
-	     (uint32_t)data[2] << 16 | (uint32_t)data[3] << 24;
-	pack_size = get64(data + 4);
+	id = proto_get_u32(data);
+	pack_size = proto_get_u64(data + 4);
 	len = size - PREFIX;
 	file = malloc(len ? len : 1);
 	if (!file)

@@ -24,38 +24,9 @@
 #include <cmocka.h>
 #include <xxhash.h>
 
+#include "cluster/proto.h"
 #include "daemon/pack.h"
-
-static uint64_t rng_state;
-
-static uint64_t rng(void)
-{
-	/* splitmix64: plenty for test bytes */
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static void fill(void *buf, size_t len)
-{
-	uint8_t *p = buf;
-
-	for (size_t i = 0; i < len; i++)
-		p[i] = (uint8_t)rng();
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
+#include "tests/unit/testrng.h"
 
 /* The block sum as pack.h defines it: XXH3-128 of the bytes seeded with
  * the XXH3-64 of the address, canonical. Worked out here, not taken from
@@ -75,8 +46,8 @@ static void data_sum(const uint8_t *addr, const void *data, uint32_t len,
  * past the checksum to the check of that field. */
 static void reseal(uint8_t hdr[PACK_REC_HEADER])
 {
-	put32(hdr + 12, 0);
-	put32(hdr + 12, XXH32(hdr, PACK_REC_HEADER, 0));
+	proto_put_u32(hdr + 12, 0);
+	proto_put_u32(hdr + 12, XXH32(hdr, PACK_REC_HEADER, 0));
 }
 
 /* A pack being built in memory, the way the store appends to one. */
@@ -228,7 +199,7 @@ static void test_block_header_round_trips(void **state)
 		assert_memory_equal(buf, "CRK1", 4);
 		assert_int_equal(buf[4], PACK_BLOCK);
 		assert_true(!buf[5] && !buf[6] && !buf[7]);
-		assert_int_equal(get32(buf + 8), len);
+		assert_int_equal(proto_get_u32(buf + 8), len);
 		assert_memory_equal(buf + 16, addr, PACK_ADDR_BYTES);
 		data_sum(addr, buf + PACK_REC_HEADER, len, sum);
 		assert_memory_equal(buf + 48, sum, 16);
@@ -264,7 +235,7 @@ static void test_tombstone_round_trips(void **state)
 	pack_rec_header(rec, PACK_TOMBSTONE, addr, rec + PACK_REC_HEADER,
 			PACK_TOMB_BYTES);
 	assert_int_equal(rec[4], PACK_TOMBSTONE);
-	assert_int_equal(get32(rec + 8), PACK_TOMB_BYTES);
+	assert_int_equal(proto_get_u32(rec + 8), PACK_TOMB_BYTES);
 	data_sum(addr, rec + PACK_REC_HEADER, PACK_TOMB_BYTES, sum);
 	assert_memory_equal(rec + 48, sum, 16);
 	memset(&r, 0xAA, sizeof(r));
@@ -406,19 +377,19 @@ static void test_bad_fields_are_refused(void **state)
 	assert_memory_equal(buf, good, PACK_REC_HEADER);
 
 	/* the largest block fits; one byte more is a file of its own */
-	put32(buf + 8, PACK_MAX_BLOCK - 1);
+	proto_put_u32(buf + 8, PACK_MAX_BLOCK - 1);
 	reseal(buf);
 	assert_true(pack_rec_decode(buf, big, &r));
 	assert_int_equal(r.len, PACK_MAX_BLOCK - 1);
-	put32(buf + 8, PACK_MAX_BLOCK);
+	proto_put_u32(buf + 8, PACK_MAX_BLOCK);
 	reseal(buf);
 	assert_false(pack_rec_decode(buf, big, &r));
-	put32(buf + 8, PACK_MAX_BLOCK + 1);
+	proto_put_u32(buf + 8, PACK_MAX_BLOCK + 1);
 	reseal(buf);
 	assert_false(pack_rec_decode(buf, big, &r));
 	/* decode must refuse on the length alone, before it would look at
 	 * bytes: avail claims room it does not have, and nothing is read */
-	put32(buf + 8, UINT32_MAX);
+	proto_put_u32(buf + 8, UINT32_MAX);
 	reseal(buf);
 	assert_false(pack_rec_decode(buf, SIZE_MAX, &r));
 
@@ -429,13 +400,13 @@ static void test_bad_fields_are_refused(void **state)
 	for (size_t i = 0; i < sizeof(tlens) / sizeof(tlens[0]); i++) {
 		memcpy(buf, good, PACK_REC_HEADER);
 		buf[4] = PACK_TOMBSTONE;
-		put32(buf + 8, tlens[i]);
+		proto_put_u32(buf + 8, tlens[i]);
 		reseal(buf);
 		assert_false(pack_rec_decode(buf, big, &r));
 	}
 	memcpy(buf, good, PACK_REC_HEADER);
 	buf[4] = PACK_TOMBSTONE;
-	put32(buf + 8, PACK_TOMB_BYTES);
+	proto_put_u32(buf + 8, PACK_TOMB_BYTES);
 	reseal(buf);
 	assert_true(pack_rec_decode(buf, big, &r));
 	assert_int_equal(r.type, PACK_TOMBSTONE);
@@ -519,7 +490,7 @@ static void test_file_header(void **state)
 	static const uint32_t versions[] = { 0, 2, 0x01000000u, UINT32_MAX };
 	for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
 		memcpy(bad, h, sizeof(h));
-		put32(bad + 4, versions[i]);
+		proto_put_u32(bad + 4, versions[i]);
 		assert_int_equal(pack_check_file_header(bad, sizeof(bad), &id),
 				 -EBADMSG);
 	}
@@ -728,11 +699,11 @@ static void test_parse_refuses_a_bad_file_header(void **state)
 	assert_int_equal(s.n, 0);
 	assert_int_equal(scan.good, 0);
 	p.b.buf[0] = 'C';
-	put32(p.b.buf + 4, 2);
+	proto_put_u32(p.b.buf + 4, 2);
 	assert_int_equal(pack_parse(p.b.buf, p.b.len, collect, &s, &scan),
 			 -EBADMSG);
 	assert_int_equal(s.n, 0);
-	put32(p.b.buf + 4, 1);
+	proto_put_u32(p.b.buf + 4, 1);
 	assert_int_equal(pack_parse(p.b.buf, PACK_FILE_HEADER - 1, collect, &s,
 				    &scan), -EBADMSG);
 	assert_int_equal(pack_parse(p.b.buf, 0, collect, &s, &scan), -EBADMSG);

@@ -25,50 +25,10 @@
 #include <cmocka.h>
 #include <xxhash.h>
 
+#include "cluster/proto.h"
 #include "daemon/pack.h"
 #include "daemon/packidx.h"
-
-static uint64_t rng_state;
-
-static uint64_t rng(void)
-{
-	/* splitmix64: plenty for test bytes */
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static void fill(void *buf, size_t len)
-{
-	uint8_t *p = buf;
-
-	for (size_t i = 0; i < len; i++)
-		p[i] = (uint8_t)rng();
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
+#include "tests/unit/testrng.h"
 
 /* Set a file's trailer as packidx.h defines it (XXH3-128 of everything
  * before it, canonical), so a test can change one field and still get past
@@ -273,11 +233,11 @@ static void test_encode_writes_the_documented_layout(void **state)
 	buf = encode(STD_ID, 0x0102030405060708ull, e, STD_N, &len);
 	assert_int_equal(len, packidx_size(STD_N));
 	assert_memory_equal(buf, "CRPI", 4);
-	assert_int_equal(get32(buf + 4), 1);
-	assert_int_equal(get32(buf + 8), STD_ID);
-	assert_int_equal(get32(buf + 12), STD_N);
-	assert_int_equal(get64(buf + 16), 0x0102030405060708ull);
-	assert_int_equal(get64(buf + 24), 0);
+	assert_int_equal(proto_get_u32(buf + 4), 1);
+	assert_int_equal(proto_get_u32(buf + 8), STD_ID);
+	assert_int_equal(proto_get_u32(buf + 12), STD_N);
+	assert_int_equal(proto_get_u64(buf + 16), 0x0102030405060708ull);
+	assert_int_equal(proto_get_u64(buf + 24), 0);
 	/* little-endian, byte by byte */
 	assert_memory_equal(buf + 8, "\x0D\x0C\x0B\x0A", 4);
 	assert_memory_equal(buf + 16, "\x08\x07\x06\x05\x04\x03\x02\x01", 8);
@@ -285,8 +245,8 @@ static void test_encode_writes_the_documented_layout(void **state)
 		uint8_t *p = entry_at(buf, i);
 
 		assert_memory_equal(p, e[i].addr, PACK_ADDR_BYTES);
-		assert_int_equal(get32(p + 32), e[i].off);
-		assert_int_equal(get32(p + 36), e[i].len);
+		assert_int_equal(proto_get_u32(p + 32), e[i].off);
+		assert_int_equal(proto_get_u32(p + 36), e[i].len);
 		assert_int_equal(p[40], e[i].type);
 		assert_true(!p[41] && !p[42] && !p[43]);
 		if (e[i].type == PACK_TOMBSTONE) {
@@ -296,7 +256,7 @@ static void test_encode_writes_the_documented_layout(void **state)
 			pack_tomb_encode(tomb, e[i].kill);
 			assert_memory_equal(p + 44, tomb, PACK_TOMB_BYTES);
 		} else {
-			assert_int_equal(get64(p + 44), 0);
+			assert_int_equal(proto_get_u64(p + 44), 0);
 		}
 	}
 	XXH128_canonicalFromHash(&c, XXH3_128bits(buf, len - 16));
@@ -321,7 +281,7 @@ static void test_encode_writes_the_documented_layout(void **state)
 	/* an empty list is a header and a trailer */
 	buf = encode(STD_ID, PACK_FILE_HEADER, NULL, 0, &len);
 	assert_int_equal(len, 48);
-	assert_int_equal(get32(buf + 12), 0);
+	assert_int_equal(proto_get_u32(buf + 12), 0);
 	XXH128_canonicalFromHash(&c, XXH3_128bits(buf, 32));
 	assert_memory_equal(buf + 32, c.digest, 16);
 	free(buf);
@@ -463,12 +423,12 @@ static void test_another_pack_size_or_length_is_refused(void **state)
 		if (n == STD_N)
 			continue;
 		memcpy(big, buf, len);
-		put32(big + 12, n);
+		proto_put_u32(big + 12, n);
 		reseal(big, len);
 		assert_int_equal(decode(big, len, STD_ID, pack_size, &s), -EBADMSG);
 		assert_int_equal(s.n, 0);
 	}
-	put32(big + 12, UINT32_MAX);
+	proto_put_u32(big + 12, UINT32_MAX);
 	reseal(big, len);
 	assert_int_equal(decode(big, len, STD_ID, pack_size, &s), -EBADMSG);
 	free(big);
@@ -502,7 +462,7 @@ static void test_bad_header_fields_are_refused(void **state)
 	static const uint32_t versions[] = { 0, 2, 0x01000000u, UINT32_MAX };
 	for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
 		memcpy(buf, good, len);
-		put32(buf + 4, versions[i]);
+		proto_put_u32(buf + 4, versions[i]);
 		reseal(buf, len);
 		assert_int_equal(decode(buf, len, STD_ID, pack_size, &s), -EBADMSG);
 		assert_int_equal(s.n, 0);
@@ -518,8 +478,8 @@ static void test_bad_header_fields_are_refused(void **state)
 	/* id and size resealed to another pack's: refused for that pack
 	 * here, read for it there */
 	memcpy(buf, good, len);
-	put32(buf + 8, STD_ID + 1);
-	put64(buf + 16, pack_size + 16);
+	proto_put_u32(buf + 8, STD_ID + 1);
+	proto_put_u64(buf + 16, pack_size + 16);
 	reseal(buf, len);
 	assert_int_equal(decode(buf, len, STD_ID, pack_size, &s), -EBADMSG);
 	assert_int_equal(decode(buf, len, STD_ID + 1, pack_size, &s), -EBADMSG);
