@@ -714,6 +714,7 @@ int ctl_cmd_status(struct ctl *c, int argc, char **argv)
 					{ PROTO_STAT_PACK_BYTES, "pack_bytes" },
 					{ PROTO_STAT_PACK_DEAD_BYTES, "pack_dead_bytes" },
 					{ PROTO_STAT_COMPACTIONS, "compactions" },
+					{ PROTO_STAT_COMPACT_READ_BYTES, "compact_read_bytes" },
 				};
 
 				printf(",\"rtt_ms\":%.2f", st[i].rtt_ms);

@@ -122,7 +122,8 @@ enum proto_stat_key {
 	PROTO_STAT_PACK_BYTES = 17,    /* pack files of small blocks */
 	PROTO_STAT_PACK_DEAD_BYTES = 18, /* ... that compaction would free */
 	PROTO_STAT_COMPACTIONS = 19,   /* packs compacted since start */
-	PROTO_STAT_MAX = 19,
+	PROTO_STAT_COMPACT_READ_BYTES = 20, /* ... and the bytes that read */
+	PROTO_STAT_MAX = 20,
 };
 
 struct proto_header {

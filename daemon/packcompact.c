@@ -7,6 +7,10 @@
  * disk, packstore_compact copies them to the newest pack, makes that
  * durable, points the index at the copies and removes the old pack. The
  * newest pack, once more than half dead, is sealed so that it can be too.
+ * Only the live records are read, found through the pack's record list
+ * (a pack without one is read whole), and a pack still losing blocks is
+ * left to settle first: compacted halfway through a big delete, the rest
+ * of it would be copied forward only to die a moment later.
  *
  * The reserve. A pack store gives space back only by compaction, which
  * first writes a pack's live blocks again, and a DELETE first appends a
@@ -20,6 +24,8 @@
 #include "config.h"
 
 #include "daemon/packstore_int.h"
+
+#include "cluster/monotime.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -103,12 +109,16 @@ uint64_t dead_bytes(struct packstore *ps, struct pack_file *pf)
 	return size - PACK_FILE_HEADER > keep ? size - PACK_FILE_HEADER - keep : 0;
 }
 
-/* The oldest pack the store has moved on from that is more than half dead
- * and that no PUT is still committing into. Under lock. */
-static struct pack_file *pick_victim(struct packstore *ps, uint64_t room)
+/* The oldest pack the store has moved on from that is more than half dead,
+ * that no PUT is still committing into, and that has settled (see
+ * packstore_compact); *wait_ms as there. Under lock. */
+static struct pack_file *pick_victim(struct packstore *ps, uint64_t room,
+				     int64_t settle_ms, int64_t *wait_ms)
 {
 	struct pack_file *active = __atomic_load_n(&ps->active, __ATOMIC_ACQUIRE);
+	int64_t now = mono_ms();
 
+	*wait_ms = -1;
 	for (size_t i = 0; i < ps->npacks; i++) {
 		struct pack_file *pf = ps->packs[i];
 		uint64_t used = __atomic_load_n(&pf->size, __ATOMIC_RELAXED) -
@@ -120,24 +130,35 @@ static struct pack_file *pick_victim(struct packstore *ps, uint64_t room)
 		/* Copies that cannot fit would only fill the disk more. */
 		if (copies + PACK_FILE_HEADER > room)
 			continue;
-		if (2 * dead_bytes(ps, pf) > used || used == 0)
-			return pf;
+		if (!(2 * dead_bytes(ps, pf) > used || used == 0))
+			continue;
+		if (pf->live && now - pf->died_ms < settle_ms) {
+			int64_t wait = pf->died_ms + settle_ms - now;
+
+			if (*wait_ms < 0 || wait < *wait_ms)
+				*wait_ms = wait;
+			continue;
+		}
+		return pf;
 	}
 	return NULL;
 }
 
-/* Bytes compaction may write: what the disk has free, and the reserve. */
-static uint64_t room_for_copies(struct packstore *ps)
+/* Bytes compaction may write: what the disk has free, and the reserve;
+ * *short_of_space when the reserve is not held (the disk filled up). */
+static uint64_t room_for_copies(struct packstore *ps, bool *short_of_space)
 {
 	struct statvfs sv;
 	uint64_t room;
 
+	*short_of_space = true;
 	if (fstatvfs(ps->dir_fd, &sv) < 0)
 		return 0;
 	room = (uint64_t)sv.f_bavail * sv.f_frsize;
 	pthread_mutex_lock(&ps->append_lock);
 	if (ps->reserve_held)
 		room += reserve_size(ps);
+	*short_of_space = !ps->reserve_held;
 	pthread_mutex_unlock(&ps->append_lock);
 	return room;
 }
@@ -220,6 +241,119 @@ static int copy_rec(void *arg, const struct pack_rec *r, bool verified)
 	return 0;
 }
 
+/* Whether the index still points at the victim's record at off for addr
+ * (a block's copy is needed). */
+static bool block_lives_at(struct packstore *ps, struct pack_file *v,
+			   const uint8_t *addr, uint64_t off)
+{
+	struct idx_ent *ent;
+	bool here;
+
+	pthread_rwlock_rdlock(&ps->lock);
+	ent = idx_find(ps, addr, NULL);
+	here = ent && ent->pack == v->id && ent->off == off;
+	pthread_rwlock_unlock(&ps->lock);
+	return here;
+}
+
+/* Records of the victim as its record list gives them. */
+struct listed {
+	struct packidx_ent *e;
+	size_t n, cap;
+};
+
+static int listed_add(void *arg, const struct pack_rec *r)
+{
+	struct listed *l = arg;
+	struct packidx_ent *e;
+
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? 2 * l->cap : 256;
+		struct packidx_ent *ne = realloc(l->e, nc * sizeof(*ne));
+
+		if (!ne)
+			return -ENOMEM;
+		l->e = ne;
+		l->cap = nc;
+	}
+	e = &l->e[l->n++];
+	memcpy(e->addr, r->addr, PACK_ADDR_BYTES);
+	e->off = (uint32_t)r->off;
+	e->len = r->len;
+	e->type = r->type;
+	e->kill = r->type == PACK_TOMBSTONE ? pack_tomb_decode(r->data)
+					    : (struct pack_pos){ 0, 0 };
+	return 0;
+}
+
+/*
+ * Copy the victim's needed records forward reading only those: its list
+ * says where each record is, the index which blocks still live there, and
+ * a tombstone's list entry holds its kill point. A pack whose every block
+ * was deleted costs its list and no read of the pack (removing a 1 GiB
+ * file used to read its 2 GiB of packs back, at once, on every daemon).
+ * The list is the one kept in memory until the list file is written, else
+ * that file; -EAGAIN when there is neither (the caller reads the whole
+ * pack). A record read here is checked as a GET checks it; one that fails
+ * is not copied, as pack_parse's walk would not copy it.
+ */
+static int copy_listed(struct copy_ctx *c)
+{
+	struct packstore *ps = c->ps;
+	struct pack_file *v = c->victim;
+	struct listed l = { 0 };
+	const struct packidx_ent *e;
+	size_t n, cap = 0;
+	uint8_t *buf = NULL;
+	int err = 0;
+
+	if (v->n_recs && !v->recs_lost) {
+		e = v->recs;             /* the store moved on: it is final */
+		n = v->n_recs;
+	} else {
+		err = idxfile_read(ps, v, listed_add, &l);
+		e = l.e;
+		n = l.n;
+	}
+	for (size_t i = 0; !err && i < n; i++) {
+		struct pack_rec r;
+		uint8_t kill[PACK_TOMB_BYTES];
+		size_t want = PACK_REC_HEADER + (size_t)e[i].len;
+		bool whole;
+
+		if (e[i].type == PACK_TOMBSTONE) {
+			pack_tomb_encode(kill, e[i].kill);
+			r = (struct pack_rec){ .type = PACK_TOMBSTONE, .len = PACK_TOMB_BYTES,
+					       .off = e[i].off, .data = kill };
+			memcpy(r.addr, e[i].addr, PACK_ADDR_BYTES);
+			err = copy_rec(c, &r, true);
+			continue;
+		}
+		if (!block_lives_at(ps, v, e[i].addr, e[i].off))
+			continue;
+		if (want > cap) {
+			uint8_t *nb = realloc(buf, want);
+
+			if (!nb) {
+				err = -ENOMEM;
+				break;
+			}
+			buf = nb;
+			cap = want;
+		}
+		err = pread_full(v->fd, buf, want, e[i].off);
+		if (err)
+			break;
+		__atomic_add_fetch(&ps->compact_read, want, __ATOMIC_RELAXED);
+		whole = block_record_checks(buf, want, e[i].addr, &r);
+		r.off = e[i].off;
+		err = copy_rec(c, &r, whole);
+	}
+	free(buf);
+	free(l.e);
+	return err;
+}
+
 /* Drop entries still naming a pack being removed: their records failed
  * their checksum, so the blocks were lost already. Under lock (write). */
 static void forget_pack(struct packstore *ps, uint32_t id)
@@ -239,19 +373,22 @@ static void forget_pack(struct packstore *ps, uint32_t id)
 	}
 }
 
-static int compact_one(struct packstore *ps);
+static int compact_one(struct packstore *ps, int64_t settle_ms,
+		       int64_t *wait_ms);
 
-int packstore_compact(struct packstore *ps)
+int packstore_compact(struct packstore *ps, int64_t settle_ms, int64_t *wait_ms)
 {
+	int64_t ignored;
 	int r;
 
 	pthread_mutex_lock(&ps->compact_lock);
-	r = compact_one(ps);
+	r = compact_one(ps, settle_ms, wait_ms ? wait_ms : &ignored);
 	pthread_mutex_unlock(&ps->compact_lock);
 	return r;
 }
 
-static int compact_one(struct packstore *ps)
+static int compact_one(struct packstore *ps, int64_t settle_ms,
+		       int64_t *wait_ms)
 {
 	struct copy_ctx c = { .ps = ps };
 	struct pack_scan scan;
@@ -261,22 +398,31 @@ static int compact_one(struct packstore *ps)
 	uint64_t size;
 	char name[16];
 	uint64_t room;
+	bool short_of_space;
 	int err;
 
 	seal_dead_active(ps);
-	room = room_for_copies(ps);
+	room = room_for_copies(ps, &short_of_space);
+	if (short_of_space)
+		settle_ms = 0;   /* space first: PUTs would take what is freed */
 	pthread_rwlock_rdlock(&ps->lock);
-	v = pick_victim(ps, room);
+	v = pick_victim(ps, room, settle_ms, wait_ms);
 	pthread_rwlock_unlock(&ps->lock);
 	if (!v)
 		return 0;
 	/* Not active and nothing pending: the file no longer changes. */
 	size = __atomic_load_n(&v->size, __ATOMIC_RELAXED);
 	c.victim = v;
-	buf = malloc((size_t)size);
-	err = buf ? pread_full(v->fd, buf, (size_t)size, 0) : -ENOMEM;
-	if (!err)
-		err = pack_parse(buf, (size_t)size, copy_rec, &c, &scan);
+	err = copy_listed(&c);
+	if (err == -EAGAIN) {
+		/* No list: every record, read in one go. */
+		buf = malloc((size_t)size);
+		err = buf ? pread_full(v->fd, buf, (size_t)size, 0) : -ENOMEM;
+		if (!err)
+			__atomic_add_fetch(&ps->compact_read, size, __ATOMIC_RELAXED);
+		if (!err)
+			err = pack_parse(buf, (size_t)size, copy_rec, &c, &scan);
+	}
 	if (!err && c.n) {
 		tp = malloc(c.n * sizeof(*tp));
 		if (!tp)

@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include "cluster/monotime.h"
 #include "daemon/fileio.h"
 #include "daemon/packstore_int.h"
 #include "daemon/store.h"
@@ -613,23 +614,23 @@ static int idxfile_rec(void *arg, const struct pack_rec *r)
 	return scan_rec(arg, r, true);
 }
 
-/* A verified pack from its record list file: 0, or -EAGAIN when there is
- * none or it does not check (the caller reads the headers instead). */
-static int read_idxfile(struct scan_ctx *c)
+int idxfile_read(struct packstore *ps, struct pack_file *pf,
+		 int (*rec)(void *arg, const struct pack_rec *r), void *arg)
 {
 	char name[16];
 	struct stat sb;
 	uint8_t *buf = NULL;
+	uint64_t size = __atomic_load_n(&pf->size, __ATOMIC_RELAXED);
 	int fd, err;
 
-	idxfile_name(c->pf->id, name);
-	fd = openat(c->ps->dir_fd, name, O_RDONLY | O_CLOEXEC);
+	idxfile_name(pf->id, name);
+	fd = openat(ps->dir_fd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? -EAGAIN : -errno;
 	err = fstat(fd, &sb) < 0 ? -errno : 0;
 	/* no more records than the pack has room for (64 bytes at least) */
 	if (!err && (sb.st_size < PACKIDX_HEADER ||
-		     (uint64_t)sb.st_size > packidx_size((size_t)(c->pf->size /
+		     (uint64_t)sb.st_size > packidx_size((size_t)(size /
 								 PACK_REC_HEADER))))
 		err = -EAGAIN;
 	if (!err && !(buf = malloc((size_t)sb.st_size)))
@@ -638,8 +639,8 @@ static int read_idxfile(struct scan_ctx *c)
 		err = pread_full(fd, buf, (size_t)sb.st_size, 0);
 	close(fd);
 	if (!err) {
-		err = packidx_decode(buf, (size_t)sb.st_size, c->pf->id,
-				     c->pf->size, idxfile_rec, c);
+		err = packidx_decode(buf, (size_t)sb.st_size, pf->id, size,
+				     rec, arg);
 		if (err == -EBADMSG)
 			err = -EAGAIN;
 	} else if (err == -EBADMSG) {
@@ -709,7 +710,7 @@ static int scan_pack(struct packstore *ps, uint32_t id, bool whole)
 	 * first). What a header walk indexed before it gave up is indexed
 	 * again the same way: a block held is not added twice, a tombstone
 	 * kills the same entries; only its notes start again. */
-	err = whole ? read_idxfile(&c) : -EAGAIN;
+	err = whole ? idxfile_read(ps, c.pf, idxfile_rec, &c) : -EAGAIN;
 	if (!err) {
 		ps->open_index++;
 		return 0;
@@ -966,6 +967,14 @@ int packstore_has(struct packstore *ps, const uint8_t addr[PACK_ADDR_BYTES])
 	return r;
 }
 
+bool block_record_checks(const uint8_t *b, size_t want,
+			 const uint8_t addr[PACK_ADDR_BYTES], struct pack_rec *r)
+{
+	return pack_rec_decode(b, want, r) && r->type == PACK_BLOCK &&
+	       !memcmp(r->addr, addr, PACK_ADDR_BYTES) &&
+	       r->len + (size_t)PACK_REC_HEADER == want && pack_rec_verify(b, r);
+}
+
 int packstore_get(struct packstore *ps, const uint8_t addr[PACK_ADDR_BYTES],
 		  uint8_t **buf, const uint8_t **data, size_t *len)
 {
@@ -1001,10 +1010,7 @@ int packstore_get(struct packstore *ps, const uint8_t addr[PACK_ADDR_BYTES],
 		err = b ? pread_full(pf->fd, b, want, off) : -ENOMEM;
 		__atomic_sub_fetch(&pf->readers, 1, __ATOMIC_RELEASE);
 	}
-	if (!err && (!pack_rec_decode(b, want, &r) || r.type != PACK_BLOCK ||
-		     memcmp(r.addr, addr, PACK_ADDR_BYTES) ||
-		     r.len + (size_t)PACK_REC_HEADER != want ||
-		     !pack_rec_verify(b, &r)))
+	if (!err && !block_record_checks(b, want, addr, &r))
 		err = -EBADMSG;
 	if (err) {
 		free(b);
@@ -1112,8 +1118,10 @@ int packstore_delete(struct packstore *ps, const uint8_t addr[PACK_ADDR_BYTES],
 	}
 	saved = *ent;
 	owner = pack_by_id(ps, saved.pack);
-	if (owner)
+	if (owner) {
 		owner->live -= pack_rec_size(saved.len);
+		owner->died_ms = mono_ms();
+	}
 	ps->blocks--;
 	ps->bytes -= saved.len;
 	idx_remove(ps, ent);
@@ -1200,6 +1208,7 @@ void packstore_get_stats(struct packstore *ps, struct packstore_stats *out)
 	pthread_rwlock_unlock(&ps->lock);
 	out->bad_records = __atomic_load_n(&ps->bad_records, __ATOMIC_RELAXED);
 	out->compactions = __atomic_load_n(&ps->compactions, __ATOMIC_RELAXED);
+	out->compact_read = __atomic_load_n(&ps->compact_read, __ATOMIC_RELAXED);
 	out->open_index = ps->open_index;
 	out->open_headers = ps->open_headers;
 	out->open_whole = ps->open_whole;

@@ -62,6 +62,7 @@ struct packstore_stats {
 	uint64_t dead_bytes;             /* of those, what compaction frees */
 	uint64_t bad_records;            /* failed their checksum at open */
 	uint64_t compactions;
+	uint64_t compact_read;           /* bytes those read from packs */
 	/* How the open read the packs: from their record list files
 	 * (packidx.h), by their record headers, or every byte. */
 	uint64_t open_index, open_headers, open_whole;
@@ -125,9 +126,18 @@ int packstore_list(struct packstore *ps, unsigned slot,
  * now on reads only newer packs whole. 1 moved, 0 nothing to do, -errno. */
 int packstore_checkpoint(struct packstore *ps);
 
-/* Compact one pack that is more than half dead, if any. 1 did one, 0
- * nothing to do, -errno (nothing lost: the old pack stays). */
-int packstore_compact(struct packstore *ps);
+/*
+ * Compact one pack that is more than half dead, if any. A pack that still
+ * holds live blocks and lost one less than settle_ms ago is passed over:
+ * a big delete (rm of a large file) kills its packs in order, and a pack
+ * compacted halfway through would have the rest of its blocks copied
+ * forward only to be deleted a moment later; settled, it is all dead and
+ * costs no copy. Not while the disk is short of space (the reserve was
+ * used up): then space comes first. *wait_ms (may be NULL) gets the ms
+ * until the first pack passed over settles, -1 when none was. 1 did one,
+ * 0 nothing to do, -errno (nothing lost: the old pack stays).
+ */
+int packstore_compact(struct packstore *ps, int64_t settle_ms, int64_t *wait_ms);
 
 /* Where a block's record is (for tests that damage it): the pack's path
  * and the offset of the block bytes in it. 0 or -ENOENT. */

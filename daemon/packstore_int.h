@@ -37,6 +37,8 @@ struct pack_file {
 	uint32_t pending;        /* atomic: tickets not yet committed */
 	bool failed;             /* atomic: a sync of it failed */
 	uint32_t readers;        /* atomic: GETs reading it without the lock */
+	int64_t died_ms;         /* when a DELETE last killed a block in it
+				  * (mono_ms); under lock */
 	/* Its records in order, kept until its record list file is written
 	 * (once it is checked and the store moved on from it); recs_lost
 	 * when one could not be kept, so that no file is written for it.
@@ -71,6 +73,7 @@ struct packstore {
 	uint64_t limit;                  /* atomic */
 	uint64_t blocks, bytes;          /* under lock */
 	uint64_t bad_records, compactions; /* atomic */
+	uint64_t compact_read;           /* atomic: bytes compaction read */
 	uint64_t open_index, open_headers, open_whole; /* how the open read
 					  * each pack (packstore_stats) */
 	bool reserve_held;               /* under append_lock */
@@ -97,6 +100,16 @@ void packs_drop(struct packstore *ps, struct pack_file *pf);
  * with its pack gone it names records that are not there. One that a
  * crash leaves behind is removed by the next open. */
 void idxfile_unlink(struct packstore *ps, uint32_t id);
+/* Read pack pf's record list file, calling rec(arg, r) for each record
+ * (as packidx_decode does) only when all of it checks. 0, -EAGAIN when
+ * there is none or it does not check, or what rec returned. */
+int idxfile_read(struct packstore *ps, struct pack_file *pf,
+		 int (*rec)(void *arg, const struct pack_rec *r), void *arg);
+/* Whether b (want bytes, read at a record's offset) holds the record of
+ * block addr, whole: header, length want, and bytes that match their
+ * checksum. *r is filled as pack_rec_decode fills it. */
+bool block_record_checks(const uint8_t *b, size_t want,
+			 const uint8_t addr[PACK_ADDR_BYTES], struct pack_rec *r);
 /* Free a pack's struct and record list (not its fd). */
 void pack_file_free(struct pack_file *pf);
 

@@ -221,6 +221,7 @@ static void run_status(struct job *j, struct srv *s)
 	v[PROTO_STAT_PACK_BYTES] = st.pack_bytes;
 	v[PROTO_STAT_PACK_DEAD_BYTES] = st.pack_dead_bytes;
 	v[PROTO_STAT_COMPACTIONS] = st.compactions;
+	v[PROTO_STAT_COMPACT_READ_BYTES] = st.compact_read;
 	/* loop-owned figures were copied into the request payload slot */
 	if (j->len == 4 * 8) {
 		v[PROTO_STAT_UPTIME_S] = proto_get_u64(j->frame);

@@ -42,9 +42,16 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "cluster/monotime.h"
 #include "cluster/threadname.h"
 
 #define STORE_SLOTS 16384u
+
+/* A pack still losing blocks waits this long before the tidier compacts
+ * it (packstore_compact): the client deletes a removed file's blocks in
+ * the order they were written, so a pack dies whole within a moment, and
+ * is then removed without a copy. */
+#define COMPACT_SETTLE_MS 2000
 /* CRB2: the checksum is XXH3-128, which runs at memory speed; CRB1 (the
  * first format, still read) used BLAKE2b-128, which capped every GET and
  * PUT at ~600 MB/s of one core. The checksum only has to catch bit rot in
@@ -58,7 +65,9 @@ _Static_assert(STORE_MAX_BLOCK < PACK_MAX_BLOCK, "every block fits a record");
 struct store {
 	int blocks_fd;                   /* DIR/blocks, -1 when there is none */
 	char *root;                      /* DIR/blocks */
-	struct store_stats stats;        /* atomic adds */
+	struct store_stats stats;        /* atomic adds; blocks and bytes
+					  * only of block files (the pack
+					  * store counts its own) */
 	/* PUTs appended and DELETEs done, waiting for the committer, under
 	 * put_lock */
 	pthread_mutex_t put_lock;
@@ -196,8 +205,6 @@ static int open_packs(struct store *st, const char *dir)
 	if (err)
 		return err;
 	packstore_get_stats(st->packs, &ps);
-	st->stats.blocks += ps.blocks;
-	st->stats.bytes += ps.bytes;
 	st->stats.corrupt += ps.bad_records;
 	return 0;
 }
@@ -216,7 +223,14 @@ int store_open(const char *dir, struct store **out)
 	st->blocks_fd = -1;
 	pthread_mutex_init(&st->put_lock, NULL);
 	pthread_cond_init(&st->put_cond, NULL);
-	pthread_cond_init(&st->tidy_cond, NULL);
+	{
+		pthread_condattr_t ca;   /* the tidier times its waits */
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&st->tidy_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	st->tidy_due = true;             /* a pack may be half dead from before */
 	st->put_tail = &st->put_head;
 	st->direct = true;
@@ -346,8 +360,6 @@ static void commit_batch(struct store *st, struct put_entry *batch)
 			STAT_ADD(st, puts, 1);
 			if (e->result == 1) {
 				STAT_ADD(st, puts_new, 1);
-				STAT_ADD(st, blocks, 1);
-				STAT_ADD(st, bytes, e->len);
 				STAT_ADD(st, bytes_written, e->len);
 			}
 		}
@@ -388,25 +400,38 @@ static void *committer_main(void *arg)
 }
 
 /* Compact one pack at a time while the committer has nothing to do, then
- * mark what is sealed as verified; sleep until a batch is done. */
+ * mark what is sealed as verified; sleep until a batch is done, or until a
+ * pack passed over for dying just now has settled (packstore_compact). */
 static void *tidier_main(void *arg)
 {
 	struct store *st = arg;
+	int64_t settled_at = 0;          /* 0: no pack waits to settle */
 
 	thread_name("store-tidy");
 
 	pthread_mutex_lock(&st->put_lock);
 	while (!st->tidier_stop) {
+		int64_t wait_ms = -1;
 		int r;
 
+		if (settled_at && mono_ms() >= settled_at) {
+			settled_at = 0;
+			st->tidy_due = true;
+		}
 		if (!st->tidy_due || st->committing || st->put_head) {
-			pthread_cond_wait(&st->tidy_cond, &st->put_lock);
+			if (settled_at) {
+				struct timespec ts = mono_timespec_ms(settled_at);
+
+				pthread_cond_timedwait(&st->tidy_cond, &st->put_lock, &ts);
+			} else {
+				pthread_cond_wait(&st->tidy_cond, &st->put_lock);
+			}
 			continue;
 		}
 		/* A batch done during this turn sets it again. */
 		st->tidy_due = false;
 		pthread_mutex_unlock(&st->put_lock);
-		r = packstore_compact(st->packs);
+		r = packstore_compact(st->packs, COMPACT_SETTLE_MS, &wait_ms);
 		if (r == 0)              /* nothing left to compact */
 			r = packstore_checkpoint(st->packs) < 0 ? -1 : 0;
 		if (r < 0)
@@ -414,6 +439,8 @@ static void *tidier_main(void *arg)
 		pthread_mutex_lock(&st->put_lock);
 		if (r == 1)              /* one pack done, maybe more to do */
 			st->tidy_due = true;
+		else if (wait_ms >= 0)
+			settled_at = mono_ms() + wait_ms;
 	}
 	pthread_mutex_unlock(&st->put_lock);
 	return NULL;
@@ -572,7 +599,7 @@ int store_block_locate(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 
 int store_compact(struct store *st)
 {
-	return packstore_compact(st->packs);
+	return packstore_compact(st->packs, 0, NULL);
 }
 
 void store_set_pack_limit(struct store *st, uint64_t bytes)
@@ -789,8 +816,6 @@ int store_delete_async(struct store *st, const uint8_t addr[STORE_ADDR_BYTES],
 			return err;
 		}
 		e->packed = true;
-		STAT_SUB(st, blocks, 1);
-		STAT_SUB(st, bytes, plen);
 		commit_enqueue(st, e);
 		return 0;
 	}
@@ -913,10 +938,16 @@ void store_get_stats(struct store *st, struct store_stats *out)
 	for (size_t i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
 		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
 	packstore_get_stats(st->packs, &ps);
+	/* Packed blocks as the pack store counts them: compaction too drops
+	 * blocks (records found damaged), and a count of our own would miss
+	 * those. */
+	out->blocks += ps.blocks;
+	out->bytes += ps.bytes;
 	out->packs = ps.packs;
 	out->pack_bytes = ps.pack_bytes;
 	out->pack_dead_bytes = ps.dead_bytes;
 	out->compactions = ps.compactions;
+	out->compact_read = ps.compact_read;
 	out->packs_open_index = ps.open_index;
 	out->packs_open_headers = ps.open_headers;
 	out->packs_open_whole = ps.open_whole;

@@ -39,6 +39,7 @@ struct store_stats {
 	uint64_t packs, pack_bytes;      /* pack files and their bytes */
 	uint64_t pack_dead_bytes;        /* of those, what compaction frees */
 	uint64_t compactions;
+	uint64_t compact_read;           /* bytes those read from packs */
 	/* How the open read the packs: from their record list files, by
 	 * their record headers, or every byte (packstore.h). */
 	uint64_t packs_open_index, packs_open_headers, packs_open_whole;

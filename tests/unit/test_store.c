@@ -1246,6 +1246,163 @@ static void test_compaction_frees_dead_packs_and_keeps_live_blocks(void **state)
 	}
 }
 
+/* The compaction bytes read since stats were last taken into *s. */
+static uint64_t compact_read_since(struct fixture *f, struct store_stats *s)
+{
+	uint64_t before = s->compact_read;
+
+	store_get_stats(f->st, s);
+	return s->compact_read - before;
+}
+
+/*
+ * A listed pack is compacted from its list: only the records still live
+ * are read, and a pack whose every block was deleted costs no read at all.
+ * Without its list a pack is read whole, as before. A live record found
+ * damaged on the way is not copied (its block is lost, as with a whole
+ * read), and the rest are.
+ */
+static void test_compaction_reads_only_live_records(void **state)
+{
+	struct fixture *f = *state;
+	enum { PACKS = 4, PER = 5, N = PACKS * PER };
+	const uint64_t rec = PACK_REC_HEADER + SMALL;   /* read per record */
+	uint8_t addr[N][32];
+	char pack[PACKS][512], list[512], p[512];
+	struct store_stats s;
+	uint64_t off, read, damaged_off = 0;
+
+	store_set_pack_limit(f->st, 15400);       /* 5 records a pack */
+	for (int i = 0; i < N; i++)
+		put_small(f->st, 9500 + (unsigned long long)i, addr[i]);
+	reopen(f);                                /* every pack listed */
+	for (int k = 0; k < PACKS; k++) {
+		assert_int_equal(store_block_locate(f->st, addr[k * PER], pack[k],
+						    512, &off), 0);
+		for (int i = 1; i < PER; i++) {
+			assert_int_equal(store_block_locate(f->st, addr[k * PER + i],
+							    p, sizeof(p), &off), 0);
+			assert_string_equal(p, pack[k]);   /* the layout meant */
+		}
+		idx_of_pack(pack[k], list, sizeof(list));
+		assert_true(exists(list));
+	}
+	store_get_stats(f->st, &s);
+	assert_int_equal(s.compact_read, 0);
+
+	/* pack 0 all deleted, pack 1 three of five: at most the records
+	 * live when a compaction began are read (the tidier may start one
+	 * once three of a pack's five are gone) */
+	for (int i = 0; i < PER + 3; i++)
+		assert_int_equal(store_delete(f->st, addr[i]), 0);
+	compact_all(f->st);
+	read = compact_read_since(f, &s);
+	printf("# listed: compaction read %" PRIu64 " bytes\n", read);
+	assert_true(read >= 2 * rec);             /* pack 1's two live ones */
+	assert_true(read <= 4 * rec);
+	assert_false(exists(pack[0]));
+	assert_false(exists(pack[1]));
+
+	/* pack 2 without its list: read whole */
+	idx_of_pack(pack[2], list, sizeof(list));
+	assert_int_equal(unlink(list), 0);
+	for (int i = 2 * PER; i < 2 * PER + 3; i++)
+		assert_int_equal(store_delete(f->st, addr[i]), 0);
+	compact_all(f->st);
+	read = compact_read_since(f, &s);
+	assert_true(read >= PER * rec);
+	assert_false(exists(pack[2]));
+
+	/* pack 3: one of its two live records damaged on disk */
+	assert_int_equal(store_block_locate(f->st, addr[3 * PER + 3], p,
+					    sizeof(p), &damaged_off), 0);
+	flip_byte(p, damaged_off + 100, 0x10);
+	for (int i = 3 * PER; i < 3 * PER + 3; i++)
+		assert_int_equal(store_delete(f->st, addr[i]), 0);
+	compact_all(f->st);
+	read = compact_read_since(f, &s);
+	assert_true(read >= 2 * rec && read <= 4 * rec);
+	assert_false(exists(pack[3]));
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < N; i++) {
+			bool live = i >= PER && i % PER >= 3 && i != 3 * PER + 3;
+
+			assert_int_equal(store_has(f->st, addr[i]), live);
+			if (live)
+				expect_small(f->st, 9500 + (unsigned long long)i);
+		}
+		store_get_stats(f->st, &s);
+		assert_int_equal(s.blocks, 2 + 2 + 1);
+		reopen(f);                       /* the same after a restart */
+	}
+}
+
+/* Wait up to 10 s for the tidier to have made `want` compactions in all. */
+static void await_compactions(struct fixture *f, uint64_t want,
+			      struct store_stats *s)
+{
+	for (int n = 0; n < 1000; n++) {
+		store_get_stats(f->st, s);
+		if (s->compactions >= want)
+			return;
+		usleep(10000);
+	}
+	fail_msg("the tidier made %" PRIu64 " compactions, not %" PRIu64,
+		 s->compactions, want);
+}
+
+/*
+ * The tidier leaves a pack that is still losing blocks alone for a while
+ * (a large file's delete kills its packs in order: compacted halfway, the
+ * rest of a pack would be copied only to be deleted), then compacts it by
+ * itself with no new batch to wake it. A pack whose every block is gone
+ * goes at once, and costs no read.
+ */
+static void test_tidier_lets_dying_packs_settle(void **state)
+{
+	struct fixture *f = *state;
+	enum { PER = 5, N = 2 * PER };
+	uint8_t addr[N][32];
+	char a[512], b[512];
+	struct store_stats s;
+	uint64_t off, c0;
+
+	store_set_pack_limit(f->st, 15400);       /* 5 records a pack */
+	for (int i = 0; i < N; i++)
+		put_small(f->st, 9700 + (unsigned long long)i, addr[i]);
+	reopen(f);
+	assert_int_equal(store_block_locate(f->st, addr[0], a, sizeof(a), &off), 0);
+	assert_int_equal(store_block_locate(f->st, addr[PER], b, sizeof(b), &off), 0);
+	assert_string_not_equal(a, b);
+	store_get_stats(f->st, &s);
+	c0 = s.compactions;
+
+	/* three of pack a's five: more than half dead, still dying */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(store_delete(f->st, addr[i]), 0);
+	usleep(300 * 1000);
+	store_get_stats(f->st, &s);
+	assert_int_equal(s.compactions, c0);
+	assert_true(exists(a));
+
+	/* all of pack b's: removed at once, unread */
+	for (int i = PER; i < N; i++)
+		assert_int_equal(store_delete(f->st, addr[i]), 0);
+	await_compactions(f, c0 + 1, &s);
+	assert_false(exists(b));
+	assert_true(exists(a));
+	assert_int_equal(s.compact_read, 0);
+
+	/* pack a, settled, goes without another batch; its two live blocks
+	 * were read and copied */
+	await_compactions(f, c0 + 2, &s);
+	assert_false(exists(a));
+	assert_int_equal(s.compact_read, 2 * (PACK_REC_HEADER + SMALL));
+	for (int i = 3; i < PER; i++)
+		expect_small(f->st, 9700 + (unsigned long long)i);
+}
+
 /* A DELETE's tombstone outlives compaction while an older pack still
  * holds the block, so the block does not come back at the next start; and
  * a block PUT again after its DELETE, into a later pack, is not killed by
@@ -1479,6 +1636,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_new_packs_never_reuse_a_verified_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sealed_packs_are_verified_while_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compaction_frees_dead_packs_and_keeps_live_blocks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compaction_reads_only_live_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tidier_lets_dying_packs_settle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compaction_keeps_deleted_blocks_deleted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_after_delete_survives_a_moved_tombstone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_put_delete_get_compact, setup, teardown),
