@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -399,6 +400,21 @@ static void *committer_main(void *arg)
 	return NULL;
 }
 
+/*
+ * The tidier runs only on CPU time nothing else wants (SCHED_IDLE): what it
+ * does can wait, and on a small machine a compaction's copying and
+ * checksumming took CPU from the PUTs, GETs and the client beside it.
+ * Compaction still gets done whenever a core is idle, and a full disk
+ * does not wait on it (a DELETE's tombstone uses the reserve). Failing to
+ * switch costs nothing but that.
+ */
+static void tidier_in_background(void)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+
+	(void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+}
+
 /* Compact one pack at a time while the committer has nothing to do, then
  * mark what is sealed as verified; sleep until a batch is done, or until a
  * pack passed over for dying just now has settled (packstore_compact). */
@@ -408,6 +424,7 @@ static void *tidier_main(void *arg)
 	int64_t settled_at = 0;          /* 0: no pack waits to settle */
 
 	thread_name("store-tidy");
+	tidier_in_background();
 
 	pthread_mutex_lock(&st->put_lock);
 	while (!st->tidier_stop) {

@@ -270,12 +270,18 @@ static void seal_one(void *arg, size_t i)
 	if (rc < 0)
 		return;
 	chunkio_addr(fs->cio, chunk, e->len, e->addr);
-	/* Dedup: an address the volume holds (and whose delete is not
-	 * queued) is not sent again. The claim keeps the deleter off it
-	 * until our commit references it. */
+	/* Dedup: an address the volume holds, or whose delete is queued
+	 * but was never sent (a file removed and written again), is not
+	 * sent again. The claim keeps the deleter off it until our commit
+	 * references it (and so cancels a queued delete). */
 	ss->claimed[i] = true;
-	if (meta_ref_claim(fs->meta, e->addr) == META_REF_PRESENT)
+	switch (meta_ref_claim(fs->meta, e->addr)) {
+	case META_REF_PRESENT:
+	case META_REF_QUEUED:
 		return;
+	default:
+		break;
+	}
 	bl = chunkio_seal(fs->cio, e->addr, chunk, e->len, &ss->blks[i]);
 	if (bl >= 0)
 		rc = blockio_batch_add(ss->batch, e->addr, ss->blks[i], (size_t)bl);

@@ -8,7 +8,9 @@
  *   cookies    parent|cookie -> name  (readdir order and stable offsets)
  *   extents    ino|offset -> len | addr
  *   refs       addr -> count
- *   freeq      addr -> ""             blocks to delete from the cluster
+ *   freeq      addr -> tag or ""      blocks to delete from the cluster
+ *                                     (the tag: meta_blocks.c)
+ *   freeorder  seq -> addr            the same, in the order they were freed
  *   xattrs     ino|name -> value
  *   symlinks   ino -> target
  *   orphans    ino -> ""             unlinked while open; freed on release
@@ -37,6 +39,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <sodium.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -497,6 +500,7 @@ int meta_open(const char *dir, const struct keys_volume *vol, bool ro,
 	m->ro = ro;
 	m->lock_fd = -1;
 	pthread_mutex_init(&m->lock, NULL);
+	randombytes_buf(m->mount_tag, sizeof(m->mount_tag));
 	pthread_cond_init(&m->deleted, NULL);
 	pthread_cond_init(&m->stop, NULL);
 
@@ -550,6 +554,8 @@ int meta_open(const char *dir, const struct keys_volume *vol, bool ro,
 		}
 	}
 	rc = meta_init(m, t, vol, err, err_len);
+	if (rc == 0)
+		rc = meta_freeorder_open(m, t, err, err_len);
 	if (rc == 0 && !ro)
 		rc = meta_clean_orphans(m, t, &orphans);
 	if (rc < 0)

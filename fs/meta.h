@@ -70,7 +70,24 @@ struct meta_extent {
 	uint8_t addr[32];
 };
 
-enum meta_ref { META_REF_ABSENT = 0, META_REF_PRESENT = 1, META_REF_PENDING_DELETE = 2 };
+/*
+ * What the volume knows of a block address:
+ *   ABSENT          no reference, no delete pending;
+ *   PRESENT         referenced: stored on its owners;
+ *   QUEUED          unreferenced, its delete queued by this mount and never
+ *                   sent: still whole on its owners, so a writer may use it
+ *                   without an upload (claimed, the deleter leaves it alone,
+ *                   and the commit that references it cancels the delete);
+ *   PENDING_DELETE  a delete running, tried and failed (some owners may
+ *                   have dropped it), or queued before this mount (a crash
+ *                   may have cut its delete short): upload it again.
+ */
+enum meta_ref {
+	META_REF_ABSENT = 0,
+	META_REF_PRESENT = 1,
+	META_REF_PENDING_DELETE = 2,
+	META_REF_QUEUED = 3,
+};
 
 int meta_open(const char *dir, const struct keys_volume *vol, bool ro,
 	      struct meta **out, char *err, size_t err_len)
@@ -164,7 +181,8 @@ void meta_ref_unclaim(struct meta *m, const uint8_t (*addrs)[32], size_t n);
  * (they are then "deleting": meta_ref_state says PENDING and a writer that
  * needs one of them waits in meta_delete_wait); after the cluster delete,
  * meta_free_done() drops each from the queue unless it was referenced
- * again meanwhile.
+ * again meanwhile; one whose delete failed stays queued, PENDING_DELETE
+ * from then on (never QUEUED).
  */
 size_t meta_free_take(struct meta *m, uint8_t (*addrs)[32], size_t max);
 void meta_free_done(struct meta *m, const uint8_t addr[32], bool deleted);

@@ -8,6 +8,7 @@
 #include "fs/meta_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,6 +16,76 @@
 #include "cluster/log.h"
 
 /* --- references and the free queue ---------------------------------------- */
+
+/*
+ * The free queue is freeq (addr -> tag: looked up by address) and
+ * freeorder (seq -> addr: the order the blocks were freed in), and the
+ * deleter takes them in that order. Why: a removed file's blocks were
+ * written together, so the daemons' pack files that hold them die whole
+ * one after another and go without a copy. Taken in address order (what
+ * freeq alone gives) a slow delete left every pack part dead for its whole
+ * length, and a file written again meanwhile (its queued blocks used again,
+ * META_REF_QUEUED) left them all part live: the daemons then copied
+ * hundreds of MB forward while the next write ran.
+ * An address referenced again keeps its freeorder entry until the deleter
+ * meets it and drops it.
+ */
+static int freeorder_push(struct meta *m, MDB_txn *t, const uint8_t addr[32])
+{
+	uint8_t k[8];
+	MDB_val key = { sizeof(k), k }, val = { 32, (void *)addr };
+
+	be64(k, m->free_seq++);
+	return lmdb_err(mdb_put(t, m->freeorder, &key, &val, MDB_APPEND));
+}
+
+int meta_freeorder_open(struct meta *m, MDB_txn *t, char *err, size_t err_len)
+{
+	MDB_cursor *c = NULL;
+	MDB_val key, val;
+	int rc;
+
+	rc = mdb_dbi_open(t, "freeorder", m->ro ? 0 : MDB_CREATE, &m->freeorder);
+	if (rc == MDB_NOTFOUND && m->ro)
+		return 0;                /* read-only never deletes */
+	if (rc) {
+		snprintf(err, err_len, "metadata database 'freeorder': %s",
+			 mdb_strerror(rc));
+		return lmdb_err(rc);
+	}
+	m->have_freeorder = true;
+	rc = mdb_cursor_open(t, m->freeorder, &c);
+	if (rc)
+		return lmdb_err(rc);
+	rc = mdb_cursor_get(c, &key, &val, MDB_LAST);
+	mdb_cursor_close(c);
+	if (rc == 0) {
+		m->free_seq = key.mv_size == 8 ? get_be64(key.mv_data) + 1 : 0;
+		return 0;
+	}
+	if (rc != MDB_NOTFOUND)
+		return lmdb_err(rc);
+	if (m->ro)
+		return 0;
+	/* A volume from before freeorder: its queue in address order. */
+	rc = mdb_cursor_open(t, m->freeq, &c);
+	if (rc)
+		return lmdb_err(rc);
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		int prc;
+
+		if (key.mv_size != 32)
+			continue;
+		prc = freeorder_push(m, t, key.mv_data);
+		if (prc < 0) {
+			mdb_cursor_close(c);
+			return prc;
+		}
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : lmdb_err(rc);
+}
 
 static bool is_deleting(struct meta *m, const uint8_t addr[32])
 {
@@ -43,10 +114,12 @@ static int ref_add(struct meta *m, MDB_txn *t, const uint8_t addr[32], int64_t d
 		rc = mdb_del(t, m->refs, &key, NULL);
 		if (rc)
 			return lmdb_err(rc);
-		/* nobody references it: queue it for deletion */
-		val.mv_size = 0;
-		val.mv_data = v;
-		return lmdb_err(mdb_put(t, m->freeq, &key, &val, 0));
+		/* nobody references it: queue it for deletion, tagged as
+		 * queued by this mount (meta_ref_state) */
+		val.mv_size = sizeof(m->mount_tag);
+		val.mv_data = m->mount_tag;
+		rc = mdb_put(t, m->freeq, &key, &val, 0);
+		return rc ? lmdb_err(rc) : freeorder_push(m, t, addr);
 	}
 	if (d > 0) {
 		/* referenced (again): a queued delete is cancelled */
@@ -71,7 +144,12 @@ enum meta_ref meta_ref_state(struct meta *m, const uint8_t addr[32])
 	if (is_deleting(m, addr))
 		st = META_REF_PENDING_DELETE;
 	else if (mdb_get(t, m->freeq, &key, &val) == 0)
-		st = META_REF_PENDING_DELETE;
+		/* Only this mount's tag says no delete was ever sent: a failed
+		 * one drops the tag, and one cut short by a crash left the
+		 * tag of an earlier mount. */
+		st = val.mv_size == sizeof(m->mount_tag) &&
+		     !memcmp(val.mv_data, m->mount_tag, sizeof(m->mount_tag)) ?
+		     META_REF_QUEUED : META_REF_PENDING_DELETE;
 	else if (mdb_get(t, m->refs, &key, &val) == 0)
 		st = META_REF_PRESENT;
 	op_end(m, t, false, 0);
@@ -128,44 +206,69 @@ size_t meta_free_take(struct meta *m, uint8_t (*addrs)[32], size_t max)
 {
 	MDB_txn *t;
 	MDB_cursor *c;
-	MDB_val key, val;
+	MDB_val key, val, tag;
 	size_t n = 0;
 	int rc;
 
-	if (op_begin(m, false, &t) < 0)
+	if (op_begin(m, true, &t) < 0)
 		return 0;
-	if (mdb_cursor_open(t, m->freeq, &c) == 0) {
+	if (m->have_freeorder && mdb_cursor_open(t, m->freeorder, &c) == 0) {
 		for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST);
 		     rc == 0 && n < max && m->n_deleting < MAX_DELETING;
 		     rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-			if (key.mv_size != 32 || is_deleting(m, key.mv_data) ||
-			    is_claimed(m, key.mv_data))
+			MDB_val ak = { 32, val.mv_data };
+
+			if (key.mv_size != 8 || val.mv_size != 32 ||
+			    mdb_get(t, m->freeq, &ak, &tag) != 0) {
+				/* referenced again since (or not ours) */
+				(void)mdb_cursor_del(c, 0);
 				continue;
-			memcpy(addrs[n++], key.mv_data, 32);
-			memcpy(m->deleting[m->n_deleting++], key.mv_data, 32);
+			}
+			if (is_deleting(m, val.mv_data) || is_claimed(m, val.mv_data))
+				continue;
+			memcpy(addrs[n++], val.mv_data, 32);
+			memcpy(m->deleting[m->n_deleting], val.mv_data, 32);
+			m->deleting_seq[m->n_deleting++] = get_be64(key.mv_data);
 		}
 		mdb_cursor_close(c);
 	}
-	op_end(m, t, false, 0);
+	op_end(m, t, true, 0);
 	return n;
 }
 
 void meta_free_done(struct meta *m, const uint8_t addr[32], bool deleted)
 {
 	MDB_txn *t;
-	MDB_val key = { 32, (void *)addr };
+	MDB_val key = { 32, (void *)addr }, val;
+	uint8_t sk[8];
+	MDB_val seq = { sizeof(sk), sk };
+	bool taken = false;
 
 	if (op_begin(m, true, &t) < 0)
 		return;
 	for (size_t i = 0; i < m->n_deleting; i++) {
 		if (!memcmp(m->deleting[i], addr, 32)) {
-			memcpy(m->deleting[i], m->deleting[--m->n_deleting], 32);
+			be64(sk, m->deleting_seq[i]);
+			taken = true;
+			m->n_deleting--;
+			memcpy(m->deleting[i], m->deleting[m->n_deleting], 32);
+			m->deleting_seq[i] = m->deleting_seq[m->n_deleting];
 			break;
 		}
 	}
+	if (taken)
+		(void)mdb_del(t, m->freeorder, &seq, NULL);
 	/* still queued means still unreferenced: the delete stands */
-	if (deleted)
+	if (deleted) {
 		(void)mdb_del(t, m->freeq, &key, NULL);
+	} else if (mdb_get(t, m->freeq, &key, &val) == 0) {
+		/* Some owners may have dropped it: never used without an
+		 * upload again. Tried again later, behind the rest. */
+		val.mv_size = 0;
+		val.mv_data = (void *)addr;
+		(void)mdb_put(t, m->freeq, &key, &val, 0);
+		(void)freeorder_push(m, t, addr);
+	}
 	pthread_cond_broadcast(&m->deleted);
 	op_end(m, t, true, 0);
 }

@@ -27,10 +27,14 @@
 #define RENAME_EXCHANGE (1 << 1)
 #endif
 
+#define MOUNT_TAG_BYTES 8
+
 struct meta {
 	MDB_env *env;
 	MDB_dbi super, inodes, dirents, cookies, extents, refs, freeq, xattrs,
-		symlinks, orphans;
+		symlinks, orphans, freeorder;
+	bool have_freeorder;           /* false only read-only, before it existed */
+	uint64_t free_seq;             /* the next freeorder key */
 	pthread_mutex_t lock;
 	pthread_cond_t deleted;        /* a delete finished */
 	MDB_txn *wtxn;                 /* shared write transaction */
@@ -40,9 +44,13 @@ struct meta {
 	pthread_cond_t stop;
 	int lock_fd;
 	uint8_t deleting[MAX_DELETING][32];
+	uint64_t deleting_seq[MAX_DELETING]; /* their freeorder keys */
 	size_t n_deleting;
 	uint8_t (*claimed)[32];        /* addresses writers are about to reference */
 	size_t n_claimed, cap_claimed;
+	/* Random per open: a free queue entry holding it was queued by this
+	 * mount and its delete never sent (meta_blocks.c). */
+	uint8_t mount_tag[MOUNT_TAG_BYTES];
 };
 
 static inline void be64(uint8_t *p, uint64_t v)
@@ -108,5 +116,8 @@ int ext_remove(struct meta *m, MDB_txn *t, uint64_t ino, uint64_t off,
 	       uint64_t end, bool cut_tail, uint64_t *freed_bytes);
 /* meta_ns.c: free an inode with no links left and no opener */
 int inode_free(struct meta *m, MDB_txn *t, uint64_t ino);
+/* Open the freeorder database (meta_blocks.c): created, and filled from
+ * the free queue of a volume from before it; its next key found. */
+int meta_freeorder_open(struct meta *m, MDB_txn *t, char *err, size_t err_len);
 
 #endif

@@ -19,6 +19,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <lmdb.h>
 
 #include "crypto/keys.h"
 #include "fs/meta.h"
@@ -518,7 +519,7 @@ static void truncate_down_drops_extents_and_refs(void **state)
 	assert_int_equal(n, 1);
 	assert_int_equal(got[0].len, 100);
 	free(got);
-	assert_int_equal(meta_ref_state(f->m, e[1].addr), META_REF_PENDING_DELETE);
+	assert_int_equal(meta_ref_state(f->m, e[1].addr), META_REF_QUEUED);
 	assert_int_equal(meta_free_take(f->m, taken, 4), 1);
 	assert_memory_equal(taken[0], e[1].addr, 32);
 	meta_free_done(f->m, taken[0], true);
@@ -541,6 +542,152 @@ static void claimed_block_is_not_deleted_until_unclaimed(void **state)
 	assert_int_equal(meta_free_take(f->m, taken, 4), 1);
 	assert_memory_equal(taken[0], e.addr, 32);
 	meta_free_done(f->m, taken[0], true);
+}
+
+/* One file f of one extent, the block of tag n; its inode number. */
+static uint64_t file_of_block(struct meta *m, const char *name, unsigned n)
+{
+	uint64_t ino = mk(m, ROOT, name, S_IFREG | 0644);
+	struct meta_extent e = { .off = 0, .len = 10 };
+
+	addr_of(e.addr, n);
+	assert_int_equal(meta_extents_replace(m, ino, 0, 10, &e, 1, 10), 0);
+	return ino;
+}
+
+static void remove_file(struct meta *m, const char *name, uint64_t ino)
+{
+	uint64_t got = 0;
+
+	assert_int_equal(meta_unlink(m, ROOT, name, &got), 0);
+	assert_int_equal(got, ino);
+	assert_int_equal(meta_inode_release(m, ino), 1);
+}
+
+/*
+ * A block whose delete this mount queued and never sent is QUEUED: still
+ * whole on its owners, so a writer uses it without an upload, and the
+ * commit that references it cancels the delete. One whose delete was sent
+ * and failed, and one queued before this mount (a crash may have cut its
+ * delete short), are PENDING_DELETE: uploaded again.
+ */
+static void a_queued_delete_never_sent_can_be_cancelled(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t x[32], y[32], taken[4][32];
+	uint64_t a, b;
+
+	addr_of(x, 30);
+	addr_of(y, 31);
+	a = file_of_block(f->m, "a", 30);
+	remove_file(f->m, "a", a);
+	assert_int_equal(meta_ref_state(f->m, x), META_REF_QUEUED);
+
+	/* written again: claimed, the deleter leaves it; the commit that
+	 * references it empties the queue */
+	assert_int_equal(meta_ref_claim(f->m, x), META_REF_QUEUED);
+	assert_int_equal(meta_free_take(f->m, taken, 4), 0);
+	b = file_of_block(f->m, "b", 30);
+	meta_ref_unclaim(f->m, (const uint8_t (*)[32])x, 1);
+	assert_int_equal(meta_ref_state(f->m, x), META_REF_PRESENT);
+	assert_int_equal(meta_free_take(f->m, taken, 4), 0);
+
+	/* a delete sent and failed: some owners may have dropped it */
+	remove_file(f->m, "b", b);
+	assert_int_equal(meta_free_take(f->m, taken, 4), 1);
+	assert_memory_equal(taken[0], x, 32);
+	assert_int_equal(meta_ref_state(f->m, x), META_REF_PENDING_DELETE);
+	meta_free_done(f->m, x, false);
+	assert_int_equal(meta_ref_state(f->m, x), META_REF_PENDING_DELETE);
+	assert_int_equal(meta_free_take(f->m, taken, 4), 1);   /* tried again */
+	meta_free_done(f->m, x, true);
+	assert_int_equal(meta_ref_state(f->m, x), META_REF_ABSENT);
+
+	/* queued before this mount */
+	a = file_of_block(f->m, "c", 31);
+	remove_file(f->m, "c", a);
+	assert_int_equal(meta_ref_state(f->m, y), META_REF_QUEUED);
+	reopen(f);
+	assert_int_equal(meta_ref_state(f->m, y), META_REF_PENDING_DELETE);
+	assert_int_equal(meta_free_take(f->m, taken, 4), 1);
+	meta_free_done(f->m, y, true);
+}
+
+/* Take everything the deleter would take now, and report it deleted. */
+static size_t take_all(struct meta *m, uint8_t (*taken)[32], size_t max)
+{
+	size_t n = meta_free_take(m, taken, max);
+
+	for (size_t i = 0; i < n; i++)
+		meta_free_done(m, taken[i], true);
+	return n;
+}
+
+/*
+ * The deleter gets blocks in the order they were freed, not in address
+ * order (a removed file's blocks, written together, die together on the
+ * daemons); one referenced again meanwhile is skipped, one whose delete
+ * failed goes again behind the rest, and a volume from before the order
+ * was kept gets its queue back at open.
+ */
+static void the_free_queue_keeps_the_order_blocks_were_freed(void **state)
+{
+	struct fixture *f = *state;
+	const unsigned order[5] = { 53, 51, 54, 50, 52 };
+	uint8_t taken[8][32], want[32];
+	uint64_t ino[5];
+	char name[8];
+	MDB_env *env;
+	MDB_txn *t;
+	MDB_dbi dbi;
+
+	for (unsigned i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "f%u", order[i]);
+		ino[i] = file_of_block(f->m, name, order[i]);
+	}
+	for (unsigned i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "f%u", order[i]);
+		remove_file(f->m, name, ino[i]);
+	}
+	assert_int_equal(meta_free_take(f->m, taken, 2), 2);
+	addr_of(want, 53);
+	assert_memory_equal(taken[0], want, 32);
+	addr_of(want, 51);
+	assert_memory_equal(taken[1], want, 32);
+	meta_free_done(f->m, taken[0], true);
+	meta_free_done(f->m, taken[1], false);     /* 51 failed: behind */
+
+	/* 54 is used again before its turn */
+	ino[0] = file_of_block(f->m, "again", 54);
+	assert_int_equal(meta_free_take(f->m, taken, 8), 3);
+	addr_of(want, 50);
+	assert_memory_equal(taken[0], want, 32);
+	addr_of(want, 52);
+	assert_memory_equal(taken[1], want, 32);
+	addr_of(want, 51);
+	assert_memory_equal(taken[2], want, 32);
+	for (int i = 0; i < 3; i++)
+		meta_free_done(f->m, taken[i], true);
+	assert_int_equal(meta_free_take(f->m, taken, 8), 0);
+
+	/* a volume whose queue has no order yet (made before it was kept) */
+	remove_file(f->m, "again", ino[0]);
+	ino[1] = file_of_block(f->m, "g", 55);
+	remove_file(f->m, "g", ino[1]);
+	meta_close(f->m);
+	f->m = NULL;
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+	assert_int_equal(mdb_env_set_mapsize(env, 1u << 30), 0);
+	assert_int_equal(mdb_env_open(env, f->dir, MDB_NOLOCK, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &t), 0);
+	assert_int_equal(mdb_dbi_open(t, "freeorder", 0, &dbi), 0);
+	assert_int_equal(mdb_drop(t, dbi, 1), 0);
+	assert_int_equal(mdb_txn_commit(t), 0);
+	mdb_env_close(env);
+	reopen(f);
+	assert_int_equal(take_all(f->m, taken, 8), 2);
+	assert_int_equal(take_all(f->m, taken, 8), 0);
 }
 
 static void a_killed_process_keeps_what_was_synced(void **state)
@@ -605,6 +752,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(extents_and_refcounts_drive_the_free_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(truncate_down_drops_extents_and_refs, setup, teardown),
 		cmocka_unit_test_setup_teardown(claimed_block_is_not_deleted_until_unclaimed, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_queued_delete_never_sent_can_be_cancelled, setup, teardown),
+		cmocka_unit_test_setup_teardown(the_free_queue_keeps_the_order_blocks_were_freed, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_killed_process_keeps_what_was_synced, setup, teardown),
 	};
 
