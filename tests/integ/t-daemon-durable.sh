@@ -42,6 +42,9 @@ L=$(grep "packs read at start:" "$T/d1.log" | tail -1)
 echo "$L" | grep -Eq "start: [1-9][0-9]* from their record lists, 0 by record headers, 0 whole" ||
 	fail "a start after a clean stop did not read the packs' record lists: $L"
 probe check-many "$T/acked" || fail "acknowledged blocks lost after a start from the record lists"
+# Compaction runs only on CPU time nothing else wants (SCHED_IDLE).
+ps -L -o cls=,comm= -p "$PID_1" | grep -q "^ *IDL store-tidy$" ||
+	fail "the store's tidier thread is not SCHED_IDLE: $(ps -L -o cls=,comm= -p "$PID_1" | tr '\n' ' ')"
 B2=$(probe status 2)
 [ "$B2" -eq "$B" ] || fail "daemon counts $B2 blocks after a clean restart, $B before"
 echo "checked: a clean restart read the record lists ($L)"
