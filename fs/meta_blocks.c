@@ -208,6 +208,7 @@ size_t meta_free_take(struct meta *m, uint8_t (*addrs)[32], size_t max)
 	MDB_cursor *c;
 	MDB_val key, val, tag;
 	size_t n = 0;
+	bool dropped = false;
 	int rc;
 
 	if (op_begin(m, true, &t) < 0)
@@ -221,7 +222,7 @@ size_t meta_free_take(struct meta *m, uint8_t (*addrs)[32], size_t max)
 			if (key.mv_size != 8 || val.mv_size != 32 ||
 			    mdb_get(t, m->freeq, &ak, &tag) != 0) {
 				/* referenced again since (or not ours) */
-				(void)mdb_cursor_del(c, 0);
+				dropped |= mdb_cursor_del(c, 0) == 0;
 				continue;
 			}
 			if (is_deleting(m, val.mv_data) || is_claimed(m, val.mv_data))
@@ -232,7 +233,9 @@ size_t meta_free_take(struct meta *m, uint8_t (*addrs)[32], size_t max)
 		}
 		mdb_cursor_close(c);
 	}
-	op_end(m, t, true, 0);
+	/* Nothing dropped: no change to commit (an idle mount's deleter
+	 * looks every second, and would cost a sync each time). */
+	op_end(m, t, true, dropped ? 0 : -ECANCELED);
 	return n;
 }
 
