@@ -21,9 +21,21 @@ daemon_cairnd_LDADD = $(DAEMON_LIBS) $(SYSTEMD_LIBS)
 
 check_PROGRAMS += tests/unit/test_store
 TESTS += tests/unit/test_store
-tests_unit_test_store_SOURCES = tests/unit/test_store.c
+tests_unit_test_store_SOURCES = tests/unit/test_store.c tests/unit/storetest.c tests/unit/storetest.h
 tests_unit_test_store_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SODIUM_CFLAGS)
 tests_unit_test_store_LDADD = $(DAEMON_LIBS) $(CMOCKA_LIBS)
+
+check_PROGRAMS += tests/unit/test_packstore
+TESTS += tests/unit/test_packstore
+tests_unit_test_packstore_SOURCES = tests/unit/test_packstore.c tests/unit/storetest.c tests/unit/storetest.h
+tests_unit_test_packstore_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SODIUM_CFLAGS)
+tests_unit_test_packstore_LDADD = $(DAEMON_LIBS) $(CMOCKA_LIBS)
+
+check_PROGRAMS += tests/unit/test_compaction
+TESTS += tests/unit/test_compaction
+tests_unit_test_compaction_SOURCES = tests/unit/test_compaction.c tests/unit/storetest.c tests/unit/storetest.h
+tests_unit_test_compaction_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SODIUM_CFLAGS)
+tests_unit_test_compaction_LDADD = $(DAEMON_LIBS) $(CMOCKA_LIBS)
 
 check_PROGRAMS += tests/unit/test_pack
 TESTS += tests/unit/test_pack

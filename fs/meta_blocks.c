@@ -39,6 +39,14 @@ static int freeorder_push(struct meta *m, MDB_txn *t, const uint8_t addr[32])
 	return lmdb_err(mdb_put(t, m->freeorder, &key, &val, MDB_APPEND));
 }
 
+/* mdb_del where a missing key is no error. */
+static int del_found(MDB_txn *t, MDB_dbi dbi, MDB_val *key)
+{
+	int rc = mdb_del(t, dbi, key, NULL);
+
+	return rc == MDB_NOTFOUND ? 0 : lmdb_err(rc);
+}
+
 int meta_freeorder_open(struct meta *m, MDB_txn *t, char *err, size_t err_len)
 {
 	MDB_cursor *c = NULL;
@@ -246,6 +254,7 @@ void meta_free_done(struct meta *m, const uint8_t addr[32], bool deleted)
 	uint8_t sk[8];
 	MDB_val seq = { sizeof(sk), sk };
 	bool taken = false;
+	int rc = 0;
 
 	if (op_begin(m, true, &t) < 0)
 		return;
@@ -260,20 +269,25 @@ void meta_free_done(struct meta *m, const uint8_t addr[32], bool deleted)
 		}
 	}
 	if (taken)
-		(void)mdb_del(t, m->freeorder, &seq, NULL);
+		rc = del_found(t, m->freeorder, &seq);
 	/* still queued means still unreferenced: the delete stands */
-	if (deleted) {
-		(void)mdb_del(t, m->freeq, &key, NULL);
-	} else if (mdb_get(t, m->freeq, &key, &val) == 0) {
+	if (rc == 0 && deleted) {
+		rc = del_found(t, m->freeq, &key);
+	} else if (rc == 0 && mdb_get(t, m->freeq, &key, &val) == 0) {
 		/* Some owners may have dropped it: never used without an
 		 * upload again. Tried again later, behind the rest. */
 		val.mv_size = 0;
 		val.mv_data = (void *)addr;
-		(void)mdb_put(t, m->freeq, &key, &val, 0);
-		(void)freeorder_push(m, t, addr);
+		rc = lmdb_err(mdb_put(t, m->freeq, &key, &val, 0));
+		if (rc == 0)
+			rc = freeorder_push(m, t, addr);
 	}
 	pthread_cond_broadcast(&m->deleted);
-	op_end(m, t, true, 0);
+	/* On failure nothing changes: its freeorder entry stays, and the
+	 * deleter takes it again (a freeq entry with none would never be). */
+	if (op_end(m, t, true, rc) < 0)
+		log_warn("metadata: cannot note the delete of block %02x%02x%02x%02x: %s",
+			 addr[0], addr[1], addr[2], addr[3], log_strerror(rc));
 }
 
 void meta_delete_wait(struct meta *m, const uint8_t addr[32])
